@@ -1,0 +1,130 @@
+"""The ``posactors`` command line (SPEC section 4: a stable surface).
+
+Exit status: 0 success, 2 bad input (config, arguments, data), 1 anything else.
+Each command lives in its own function; the parsers are registered in
+:func:`build_parser`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from posactors.errors import InputError
+from posactors.output import emit_json, fmt
+from posactors.policy import ConfigError, load_config
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _warn(messages: Sequence[str]) -> None:
+    for message in messages:
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    """Validate each file; print the effective policy per symbol with ``--show``."""
+    status = EXIT_OK
+    for path in args.files:
+        try:
+            config, warnings = load_config(path)
+        except ConfigError as exc:
+            print(str(exc), file=sys.stderr)
+            status = EXIT_BAD_INPUT
+            continue
+        _warn([f"{path}: {w}" for w in warnings])
+        if args.json:
+            emit_json(
+                {"file": str(path), "ok": True, "warnings": warnings, **_policies(config, args)}
+            )
+        else:
+            print(f"{path}: ok ({len(warnings)} warning{'s' * (len(warnings) != 1)})")
+            for symbol, policy in _policies(config, args).get("policies", {}).items():
+                print(f"  {symbol}: {policy}")
+    return status
+
+
+def _policies(config, args: argparse.Namespace) -> dict:
+    if not (args.show or args.symbol):
+        return {}
+    symbols = args.symbol or ["*", *config.symbols_with_overrides()]
+    policies = {}
+    for symbol in symbols:
+        policy = config.exits if symbol == "*" else config.policy_for(symbol)
+        policies[symbol] = policy.model_dump(mode="json", exclude_none=True)
+    return {"policies": policies}
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """One position through the core on a ticks file, in virtual time."""
+    from posactors.calendar import xnys
+    from posactors.replay import parse_time, replay
+
+    config, warnings = load_config(args.config)
+    _warn(warnings)
+    opened = parse_time(args.opened, "--opened") if args.opened else None
+    result = replay(config, args.position, Path(args.ticks), xnys(), opened)
+    summary = result.summary()
+    if args.json:
+        for record in result.exit_records():
+            emit_json(record)
+        emit_json({"summary": summary})
+        return EXIT_OK
+    for r in result.exit_records():
+        print(
+            f"{r['time']}  {r['side']:4} {fmt(r['qty']):>8} {r['symbol']:6} {r['type']:6} "
+            f"{r['reason']:16} fill {fmt(r['fill_price']):>10}  {r['client_order_id']}"
+        )
+    print(
+        f"{summary['symbol']}: {len(result.exit_records())} exit order(s), remaining "
+        f"{fmt(summary['remaining_qty'])}, realized P&L {fmt(summary['realized_pnl'])}, "
+        f"{summary['bad_quotes']} bad quote(s) skipped of {summary['ticks']} ticks"
+    )
+    if summary["pending_approval"]:
+        print(f"pending approval: {summary['pending_approval']}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="posactors", description="Exit engine for Alpaca positions."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    config = commands.add_parser("config", help="check config files")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    check = config_commands.add_parser("check", help="validate config files")
+    check.add_argument("files", nargs="+", metavar="FILE")
+    check.add_argument("--show", action="store_true", help="print the effective policy")
+    check.add_argument("--symbol", action="append", help="effective policy for SYMBOL")
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(handler=cmd_config_check)
+
+    rp = commands.add_parser("replay", help="one position through the rules on a ticks file")
+    rp.add_argument("--config", required=True, metavar="FILE")
+    rp.add_argument("--position", required=True, metavar="SYMBOL:QTY@PRICE")
+    rp.add_argument("--opened", metavar="ISO", help="opening time (default: the first tick)")
+    rp.add_argument("--ticks", required=True, metavar="FILE.csv")
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(handler=cmd_replay)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (InputError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

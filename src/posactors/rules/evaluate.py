@@ -1,0 +1,364 @@
+"""The evaluator: one pure step from (state, policy, market, time) to (state, actions).
+
+Precedence when several rules hold (SPEC 1.11): the effective stop, then
+max_hold, take_profit, and the tiers in their configured order. One exit order
+is in flight per position; a full exit pre-empts a working partial one (cancel
+it, then exit the rest). Outside the session the rule state still updates and
+what triggered waits for the open (SPEC 1.12).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from posactors.calendar import ExchangeCalendar
+from posactors.model import (
+    HUNDRED,
+    ONE,
+    ExitIntent,
+    ExitKind,
+    ExitReason,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Quote,
+    client_order_id,
+)
+from posactors.policy import EngineSettings, ExitPolicy, OrderSettings
+from posactors.rules.levels import better, gain_reached, raise_stop, stop_hit
+from posactors.rules.prices import limit_price
+from posactors.rules.quotes import quote_problem, trigger_price
+from posactors.rules.tiers import ready_tier_qty
+from posactors.state import (
+    Fill,
+    PendingApproval,
+    PositionState,
+    apply_order_update,
+    record_bad_quote,
+    record_error,
+    record_intent,
+    record_success,
+)
+
+MAX_HOLD = ExitReason(ExitKind.MAX_HOLD)
+TAKE_PROFIT = ExitReason(ExitKind.TAKE_PROFIT)
+
+
+@dataclass(frozen=True, slots=True)
+class Submit:
+    """Send this exit (after it is durable)."""
+
+    intent: ExitIntent
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Cancel the order in flight; ``then`` is sent once the cancel is confirmed."""
+
+    client_order_id: str
+    then: ExitReason
+
+
+@dataclass(frozen=True, slots=True)
+class AskApproval:
+    """A take-profit needs a person before it is sent."""
+
+    approval: PendingApproval
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """Something a person must look at (an exit that will not complete)."""
+
+    message: str
+
+
+Action = Submit | Cancel | AskApproval | Alert
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    state: PositionState
+    actions: tuple[Action, ...] = ()
+    rejected: str | None = None
+
+
+def observe_price(state: PositionState, policy: ExitPolicy, price: Decimal) -> PositionState:
+    """Move the best price and the effective stop; the stop never becomes less favourable."""
+    hwm = price if state.hwm is None else better(state.side, state.hwm, price)
+    stop, source = raise_stop(
+        policy, state.side, state.entry_price, hwm, state.effective_stop, state.stop_source
+    )
+    return replace(state, hwm=hwm, effective_stop=stop, stop_source=source, last_price=price)
+
+
+def on_quote(
+    state: PositionState,
+    policy: ExitPolicy,
+    quote: Quote,
+    now: datetime,
+    calendar: ExchangeCalendar,
+    stale_after_s: float,
+) -> Evaluation:
+    """Evaluate one quote: a bad or stale quote triggers nothing and is counted."""
+    problem = quote_problem(quote, policy.trigger, now, stale_after_s)
+    if problem is not None:
+        return Evaluation(record_bad_quote(state), rejected=problem)
+    price = trigger_price(quote, policy.trigger)
+    assert price is not None
+    state = replace(observe_price(state, policy, price), last_quote_at=quote.time)
+    return decide(state, policy, price, now, calendar)
+
+
+def on_clock(
+    state: PositionState, policy: ExitPolicy, now: datetime, calendar: ExchangeCalendar
+) -> Evaluation:
+    """Evaluate without a new quote: time limits, deferred exits at the open, resubmits."""
+    evaluation = _resubmit_if_stale(state, policy, now)
+    if evaluation is not None:
+        return evaluation
+    return decide(state, policy, state.last_price, now, calendar)
+
+
+def triggered(
+    state: PositionState,
+    policy: ExitPolicy,
+    price: Decimal | None,
+    now: datetime,
+    calendar: ExchangeCalendar,
+) -> list[tuple[ExitReason, Decimal | None]]:
+    """Every rule that holds now, most urgent first, with its quantity (None: all)."""
+    hits: list[tuple[ExitReason, Decimal | None]] = []
+    side, entry = state.side, state.entry_price
+    if (
+        price is not None
+        and state.effective_stop is not None
+        and stop_hit(side, price, state.effective_stop)
+    ):
+        hits.append((ExitReason(state.stop_source or ExitKind.STOP_LOSS), None))
+    if policy.max_hold is not None and _max_hold_reached(state, policy, now, calendar):
+        hits.append((MAX_HOLD, None))
+    tp = policy.take_profit
+    if price is not None and tp is not None and gain_reached(side, entry, price, tp.pct):
+        hits.append((TAKE_PROFIT, None))
+    if price is not None:
+        for tier in policy.tiers:
+            qty = ready_tier_qty(tier, policy, state, price, now, calendar)
+            if qty is not None:
+                hits.append((ExitReason(ExitKind.TIER, tier.name), qty))
+    return hits
+
+
+def _max_hold_reached(
+    state: PositionState, policy: ExitPolicy, now: datetime, calendar: ExchangeCalendar
+) -> bool:
+    hold = policy.max_hold
+    assert hold is not None
+    if hold.hours is not None and now - state.opened_at >= timedelta(hours=float(hold.hours)):
+        return True
+    return (
+        hold.trading_days is not None
+        and calendar.trading_day(state.opened_at, now) > hold.trading_days
+    )
+
+
+def decide(
+    state: PositionState,
+    policy: ExitPolicy,
+    price: Decimal | None,
+    now: datetime,
+    calendar: ExchangeCalendar,
+) -> Evaluation:
+    """Choose at most one exit to send now, by precedence, given what holds."""
+    if not state.is_open:
+        return Evaluation(state)
+    hits = triggered(state, policy, price, now, calendar)
+    actions: list[Action] = []
+    if state.approval is not None and state.approval.approved:
+        hits.append((state.approval.reason, None))
+    if state.deferred is not None:
+        hits.append((state.deferred, state.deferred_qty))
+    hits.sort(key=lambda hit: hit[0].priority)  # stable: tiers keep their order
+    for reason, qty in hits:
+        tp = policy.take_profit
+        needs_person = (
+            reason.kind is ExitKind.TAKE_PROFIT and tp is not None and tp.require_approval
+        )
+        if needs_person and not (state.approval is not None and state.approval.approved):
+            if state.approval is None:
+                approval = PendingApproval(f"{state.position_id}:tp", reason, price or ONE, now)
+                state = replace(state, approval=approval)
+                actions.append(AskApproval(approval))
+            continue  # the lower rules may still act while a person decides
+        return _act(state, policy, reason, qty, price, now, calendar, actions)
+    return Evaluation(state, tuple(actions))
+
+
+def _act(
+    state: PositionState,
+    policy: ExitPolicy,
+    reason: ExitReason,
+    qty: Decimal | None,
+    price: Decimal | None,
+    now: datetime,
+    calendar: ExchangeCalendar,
+    actions: list[Action],
+) -> Evaluation:
+    pending = state.pending
+    if pending is not None:
+        if reason.is_full and not pending.intent.reason.is_full and not pending.cancel_requested:
+            state = replace(state, pending=replace(pending, cancel_requested=True))
+            state = replace(state, deferred=reason, deferred_qty=None)
+            actions.append(Cancel(pending.intent.client_order_id, reason))
+        return Evaluation(state, tuple(actions))
+    if state.breaker.is_open(now):
+        return Evaluation(_keep(state, reason, qty), tuple(actions))
+    regular = calendar.is_regular_hours(now)
+    extended = policy.extended_hours and not regular and calendar.is_extended_hours(now)
+    if not (regular or extended) or (extended and price is None):
+        return Evaluation(_keep(state, reason, qty), tuple(actions))
+    force_market = escalates_to_market(state, policy, reason)
+    intent = build_intent(state, policy, reason, qty, price, now, extended, force_market)
+    if intent is None:
+        return Evaluation(_keep(state, reason, qty), tuple(actions))
+    actions.append(Submit(intent))
+    return Evaluation(record_intent(state, intent), tuple(actions))
+
+
+def _keep(state: PositionState, reason: ExitReason, qty: Decimal | None) -> PositionState:
+    """A full exit that could not be sent waits for the next chance; a tier re-checks."""
+    if not reason.is_full:
+        return state
+    if state.deferred is not None and state.deferred.priority <= reason.priority:
+        return state
+    return replace(state, deferred=reason, deferred_qty=None)
+
+
+def rule_settings(policy: ExitPolicy, reason: ExitReason) -> OrderSettings:
+    """The order settings of the rule behind a reason."""
+    kind = reason.kind
+    if kind is ExitKind.TIER:
+        return next(t for t in policy.tiers if t.name == reason.tier)
+    rule = {
+        ExitKind.STOP_LOSS: policy.stop_loss,
+        ExitKind.STAIRCASE: policy.staircase,
+        ExitKind.TRAILING: policy.trailing,
+        ExitKind.MAX_HOLD: policy.max_hold,
+        ExitKind.TAKE_PROFIT: policy.take_profit,
+    }[kind]
+    return rule if rule is not None else OrderSettings()
+
+
+def build_intent(
+    state: PositionState,
+    policy: ExitPolicy,
+    reason: ExitReason,
+    qty: Decimal | None,
+    price: Decimal | None,
+    now: datetime,
+    extended: bool,
+    force_market: bool = False,
+) -> ExitIntent | None:
+    """The exit order for a reason: quantity, type, limit price and deterministic id."""
+    settings = rule_settings(policy, reason)
+    side = state.side.exit_side
+    order_type = OrderType.MARKET if settings.order_type == "market" else OrderType.LIMIT
+    if extended:
+        order_type = OrderType.LIMIT  # Alpaca takes only limit orders outside the session
+    if force_market:
+        order_type = OrderType.MARKET
+    limit = None
+    if order_type is OrderType.LIMIT:
+        if price is None:
+            return None
+        offset = settings.limit_offset_pct
+        limit = limit_price(side, price * (ONE - state.side.sign * offset / HUNDRED))
+    exit_qty = state.qty if qty is None else min(qty, state.qty)
+    if exit_qty <= 0:
+        return None
+    attempt = state.attempts.get(str(reason), 0) + 1
+    return ExitIntent(
+        position_id=state.position_id,
+        symbol=state.symbol,
+        side=side,
+        qty=exit_qty,
+        reason=reason,
+        order_type=order_type,
+        time_in_force=settings.time_in_force,
+        trigger_price=price if price is not None else state.entry_price,
+        limit_price=limit,
+        extended_hours=extended,
+        attempt=attempt,
+        decided_at=now,
+        client_order_id=client_order_id(state.position_id, reason, attempt),
+    )
+
+
+def _resubmit_if_stale(
+    state: PositionState, policy: ExitPolicy, now: datetime
+) -> Evaluation | None:
+    """An order with an unfilled remainder past ``resubmit_after_s`` is cancelled and resent.
+
+    After ``max_resubmits`` a stop goes out as a market order; anything else
+    raises an alert once and keeps working.
+    """
+    pending = state.pending
+    if pending is None or pending.cancel_requested or pending.working_since is None:
+        return None
+    if pending.intent.order_type is OrderType.MARKET and pending.filled_qty == 0:
+        return None  # a market order with no fill yet is not a stuck remainder
+    wait = timedelta(seconds=float(policy.partial_fills.resubmit_after_s))
+    if now - pending.working_since < wait:
+        return None
+    reason = pending.intent.reason
+    done = pending.intent.attempt - 1
+    escalate = reason.kind.is_stop and pending.intent.order_type is not OrderType.MARKET
+    if done >= policy.partial_fills.max_resubmits and not escalate:
+        message = f"{state.symbol}: {reason} still has {pending.remaining} unfilled"
+        state = replace(state, pending=replace(pending, working_since=None))
+        return Evaluation(state, (Alert(message),))
+    remainder = None if reason.is_full else pending.remaining
+    state = replace(
+        state,
+        pending=replace(pending, cancel_requested=True),
+        deferred=reason,
+        deferred_qty=remainder,
+    )
+    return Evaluation(state, (Cancel(pending.intent.client_order_id, reason),))
+
+
+def on_order_update(
+    state: PositionState, update: OrderUpdate, engine: EngineSettings
+) -> tuple[PositionState, Fill | None]:
+    """Apply a broker update; a rejection counts on the position's breaker.
+
+    A full exit that ended unfilled without being cancelled by us (expired at
+    the close, cancelled at the broker) stays deferred, so it goes again at the
+    next chance instead of being forgotten.
+    """
+    pending = state.pending
+    state, fill = apply_order_update(state, update)
+    if pending is None or update.client_order_id != pending.intent.client_order_id:
+        return state, fill
+    if not update.status.is_terminal:
+        return state, fill
+    reason = pending.intent.reason
+    if update.status is OrderStatus.REJECTED:
+        message = f"{reason} rejected: {update.reason or 'no reason given'}"
+        state = record_error(
+            state, update.time, message, engine.max_consecutive_errors, float(engine.cooldown_s)
+        )
+    elif update.status is OrderStatus.FILLED:
+        state = record_success(state)
+    ended_unfilled = update.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED)
+    if state.is_open and reason.is_full and ended_unfilled and not pending.cancel_requested:
+        state = replace(state, deferred=reason, deferred_qty=None)
+    return state, fill
+
+
+def escalates_to_market(state: PositionState, policy: ExitPolicy, reason: ExitReason) -> bool:
+    """A stop past its resubmits goes out as a market order."""
+    attempts = state.attempts.get(str(reason), 0)
+    return reason.kind.is_stop and attempts > policy.partial_fills.max_resubmits

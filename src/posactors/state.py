@@ -1,0 +1,254 @@
+"""PositionState and its pure transitions.
+
+A :class:`PositionState` is everything the engine knows about one position:
+the best price seen, the effective stop, which tiers fired, cooldowns, the exit
+order in flight, a pending approval, the circuit breaker. It is immutable; each
+transition returns a new state, so a snapshot is always consistent and the same
+events always give the same state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from posactors.model import (
+    ZERO,
+    ExitIntent,
+    ExitKind,
+    ExitReason,
+    OrderStatus,
+    OrderUpdate,
+    Position,
+    Side,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingExit:
+    """The one exit order in flight for a position.
+
+    ``filled_qty`` and ``filled_value`` are cumulative, as the broker reports
+    them, so a repeated or late update never counts a fill twice.
+    """
+
+    intent: ExitIntent
+    filled_qty: Decimal = ZERO
+    filled_value: Decimal = ZERO
+    status: OrderStatus | None = None
+    cancel_requested: bool = False
+    working_since: datetime | None = None
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.intent.qty - self.filled_qty
+
+
+@dataclass(frozen=True, slots=True)
+class PendingApproval:
+    """A take-profit waiting for a person (``posactors approve``)."""
+
+    approval_id: str
+    reason: ExitReason
+    trigger_price: Decimal
+    requested_at: datetime
+    approved: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Breaker:
+    """A position's own circuit breaker: open for ``cooldown_s`` after N errors in a row."""
+
+    consecutive_errors: int = 0
+    open_until: datetime | None = None
+    trips: int = 0
+    last_error: str | None = None
+
+    def is_open(self, now: datetime) -> bool:
+        return self.open_until is not None and now < self.open_until
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """The part of an exit filled by one order update (the delta, never cumulative)."""
+
+    intent: ExitIntent
+    qty: Decimal
+    price: Decimal
+    time: datetime
+    realized_pnl: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class PositionState:
+    """Everything the engine knows about one position. Immutable; see module doc."""
+
+    position_id: str
+    symbol: str
+    side: Side
+    entry_price: Decimal
+    original_qty: Decimal
+    qty: Decimal
+    opened_at: datetime
+    hwm: Decimal | None = None
+    effective_stop: Decimal | None = None
+    stop_source: ExitKind | None = None
+    tiers_done: frozenset[str] = frozenset()
+    tier_attempts: Mapping[str, datetime] = field(default_factory=dict)
+    attempts: Mapping[str, int] = field(default_factory=dict)
+    pending: PendingExit | None = None
+    deferred: ExitReason | None = None
+    deferred_qty: Decimal | None = None
+    approval: PendingApproval | None = None
+    breaker: Breaker = Breaker()
+    volumes: tuple[Decimal, ...] = ()
+    last_bar_at: datetime | None = None
+    last_price: Decimal | None = None
+    last_quote_at: datetime | None = None
+    bad_quotes: int = 0
+    sold_qty: Decimal = ZERO
+    realized_pnl: Decimal = ZERO
+    exits: tuple[str, ...] = ()
+
+    @property
+    def is_open(self) -> bool:
+        return self.qty > 0
+
+
+def open_position(position: Position) -> PositionState:
+    """The state of a position seen for the first time."""
+    return PositionState(
+        position_id=position.position_id,
+        symbol=position.symbol,
+        side=position.side,
+        entry_price=position.entry_price,
+        original_qty=position.qty,
+        qty=position.qty,
+        opened_at=position.opened_at,
+    )
+
+
+def record_bar(state: PositionState, volume: Decimal, time: datetime, keep: int) -> PositionState:
+    """Append a completed 1-minute bar's volume, keeping the last ``keep`` bars.
+
+    A bar at or before the last one recorded is ignored (a repeat from a poll).
+    """
+    if keep <= 0 or (state.last_bar_at is not None and time <= state.last_bar_at):
+        return state
+    volumes = (*state.volumes, volume)[-keep:]
+    return replace(state, volumes=volumes, last_bar_at=time)
+
+
+def record_bad_quote(state: PositionState) -> PositionState:
+    return replace(state, bad_quotes=state.bad_quotes + 1)
+
+
+def record_intent(state: PositionState, intent: ExitIntent) -> PositionState:
+    """The exit was decided: it is now the one in flight, and its attempt is counted."""
+    key = str(intent.reason)
+    attempts = {**state.attempts, key: intent.attempt}
+    tier_attempts = state.tier_attempts
+    if intent.reason.kind is ExitKind.TIER:
+        tier_attempts = {**tier_attempts, intent.reason.tier: intent.decided_at}
+    approval = state.approval
+    if approval is not None and intent.reason == approval.reason:
+        approval = None
+    return replace(
+        state,
+        pending=PendingExit(intent=intent, working_since=intent.decided_at),
+        attempts=attempts,
+        tier_attempts=tier_attempts,
+        deferred=None,
+        deferred_qty=None,
+        approval=approval,
+    )
+
+
+def apply_order_update(
+    state: PositionState, update: OrderUpdate
+) -> tuple[PositionState, Fill | None]:
+    """Apply a broker update to the exit in flight; returns the new fill, if any.
+
+    Updates for another order, stale updates (a smaller cumulative quantity) and
+    repeats change nothing. A terminal update clears the exit in flight; a tier
+    with any fill is done and never fires again.
+    """
+    pending = state.pending
+    if pending is None or update.client_order_id != pending.intent.client_order_id:
+        return state, None
+    fill = None
+    delta = update.filled_qty - pending.filled_qty
+    if delta > 0 and update.filled_avg_price is not None:
+        delta = min(delta, state.qty)
+        total_value = update.filled_avg_price * update.filled_qty
+        price = (total_value - pending.filled_value) / delta if delta else update.filled_avg_price
+        pnl = state.side.sign * (price - state.entry_price) * delta
+        fill = Fill(pending.intent, delta, price, update.time, pnl)
+        pending = replace(
+            pending,
+            filled_qty=pending.filled_qty + delta,
+            filled_value=total_value,
+            working_since=update.time,
+        )
+        state = replace(
+            state,
+            qty=state.qty - delta,
+            sold_qty=state.sold_qty + delta,
+            realized_pnl=state.realized_pnl + pnl,
+        )
+    pending = replace(pending, status=update.status)
+    if not update.status.is_terminal:
+        return replace(state, pending=pending), fill
+    return _finish(state, pending), fill
+
+
+def _finish(state: PositionState, pending: PendingExit) -> PositionState:
+    reason = pending.intent.reason
+    tiers_done = state.tiers_done
+    if reason.kind is ExitKind.TIER and pending.filled_qty > 0:
+        tiers_done = tiers_done | {reason.tier}
+    exits = state.exits
+    if pending.filled_qty > 0:
+        exits = (*exits, str(reason))
+    state = replace(state, pending=None, tiers_done=tiers_done, exits=exits)
+    if not state.is_open:  # nothing left to approve or to send later
+        state = replace(state, approval=None, deferred=None, deferred_qty=None)
+    return state
+
+
+def record_error(
+    state: PositionState, now: datetime, message: str, max_errors: int, cooldown_s: float
+) -> PositionState:
+    """Count an error; the breaker opens for ``cooldown_s`` after ``max_errors`` in a row."""
+    b = state.breaker
+    errors = b.consecutive_errors + 1
+    if errors >= max_errors:
+        b = Breaker(0, now + timedelta(seconds=float(cooldown_s)), b.trips + 1, message)
+    else:
+        b = replace(b, consecutive_errors=errors, last_error=message)
+    return replace(state, breaker=b)
+
+
+def record_success(state: PositionState) -> PositionState:
+    if state.breaker.consecutive_errors == 0:
+        return state
+    return replace(state, breaker=replace(state.breaker, consecutive_errors=0))
+
+
+def approve(state: PositionState, approval_id: str) -> PositionState:
+    """A person approved the pending exit: it is sent at the next evaluation."""
+    if state.approval is None or state.approval.approval_id != approval_id:
+        raise KeyError(approval_id)
+    return replace(state, approval=replace(state.approval, approved=True))
+
+
+def adopt_quantity(state: PositionState, broker_qty: Decimal) -> PositionState:
+    """Adopt a quantity changed outside posactors (a manual sale, an added lot).
+
+    ``original_qty`` stays what was first seen: tier sizes do not move.
+    """
+    if broker_qty == state.qty:
+        return state
+    return replace(state, qty=max(broker_qty, ZERO))
