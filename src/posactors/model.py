@@ -8,6 +8,7 @@ exactly ("exactly at -8%" triggers the stop). Times are timezone-aware
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -253,8 +254,44 @@ class OrderRequest:
         )
 
 
+class BrokerError(Exception):
+    """A broker call failed; subclasses say what the engine should do about it."""
+
+
+class UnknownOutcome(BrokerError):
+    """Timeout or 5xx on a submit: the order may exist. Look it up, never resend blindly."""
+
+
+class DuplicateOrder(BrokerError):
+    """The ``client_order_id`` was already used: the order was sent before. Look it up."""
+
+
+class InsufficientQty(BrokerError):
+    """Shares are held by another open order (Alpaca 40310000)."""
+
+
+class OrderRejected(BrokerError):
+    """The broker refused the order (bad price increment, restriction, ...)."""
+
+
+class RateLimited(BrokerError):
+    """HTTP 429: wait ``retry_after_s`` before the next request."""
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class PositionGone(BrokerError):
+    """The position no longer exists at the broker (HTTP 404)."""
+
+
 class Broker(Protocol):
-    """What the engine needs from a broker; the Alpaca and simulated adapters implement it."""
+    """What the engine needs from a broker; the Alpaca and simulated adapters implement it.
+
+    Calls are blocking and may raise the :class:`BrokerError` subclasses above.
+    Order updates also arrive asynchronously through :meth:`subscribe`.
+    """
 
     def submit_order(self, request: OrderRequest) -> OrderUpdate: ...
 
@@ -262,7 +299,20 @@ class Broker(Protocol):
 
     def cancel_order(self, client_order_id: str) -> None: ...
 
+    def replace_order(
+        self,
+        client_order_id: str,
+        new_client_order_id: str,
+        qty: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+    ) -> OrderUpdate: ...
+
+    def open_orders(self, symbol: str | None = None) -> list[tuple[OrderRequest, OrderUpdate]]: ...
+
     def list_positions(self) -> list[Position]: ...
+
+    def subscribe(self, callback: Callable[[OrderUpdate], None]) -> None: ...
 
 
 class MarketData(Protocol):
