@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import math
 from decimal import Decimal
@@ -553,6 +554,17 @@ def test_absurdly_large_numbers_refused_with_bounds(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("value", [D("1e999999999"), D("-1e999999999"), D("1e-999999999")])
+def test_extreme_exponents_refused_quickly(value: Decimal) -> None:
+    # pydantic alone would expand these into an int digit by digit (minutes, or forever).
+    msg = one_problem({"market_data": {"batch_size": value}})
+    assert msg.startswith(f"x.yaml: market_data.batch_size = {value}: expected a ")
+    if value > 0 and value < 1:  # a tiny but valid percentage
+        assert parse_config(exits(take_profit={"pct": value}))[0].exits.take_profit
+    else:
+        assert one_problem(exits(take_profit={"pct": value})).startswith("x.yaml: exits.take_pr")
+
+
 def test_wrong_types() -> None:
     assert one_problem(exits(stop_loss={"pct": True})) == (
         "x.yaml: exits.stop_loss.pct = true: expected a number, not true/false"
@@ -676,6 +688,7 @@ _JUNK = st.one_of(
     st.decimals(),
     st.text(max_size=6),
     st.sampled_from(["15:50", "24:00", "nan", "1e400", "-5", "market", "gtc", "poll", "last"]),
+    st.sampled_from([D("1e999999999"), D("-1e-999999999"), D("sNaN"), 10**400, 950, 57300]),
     st.times(),
 )
 _VALID = st.sampled_from(
@@ -702,7 +715,41 @@ _TREE = st.recursive(
     max_leaves=25,
 )
 _SECTION = st.dictionaries(st.sampled_from(_VOCAB), _TREE, max_size=5)
+_BASE: dict[str, Any] = {
+    "exits": {
+        "stop_loss": {"pct": 8, "on_broker": True},
+        "staircase": {"steps": [{"at_gain_pct": 8, "lock_pct": 2}]},
+        "trailing": {"activate_gain_pct": 10, "trail_pct": 5},
+        "take_profit": {"pct": 16},
+        "tiers": [tier(window={"start": "15:50", "end": "15:55"}), tier("b", 40)],
+        "max_hold": {"hours": 24},
+    },
+    "overrides": {"AAPL": {"stop_loss": {"pct": 5}, "tiers": [tier(trading_days={"min": 2})]}},
+    "engine": {"max_drawdown_pct": 18},
+}
+
+
+def _leaf_paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    paths = [path] if path else []
+    for key, value in items:
+        deeper = isinstance(value, dict | list)
+        paths += _leaf_paths(value, (*path, key)) if deeper else [(*path, key)]
+    return paths
+
+
+def _mutate(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    data: Any = copy.deepcopy(_BASE)
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return data
+
+
+_MUTATED = st.builds(_mutate, st.sampled_from(_leaf_paths(_BASE)), st.one_of(_JUNK, _VALID))
 _CONFIGS = st.one_of(
+    _MUTATED,
     _TREE,
     st.fixed_dictionaries(
         {},

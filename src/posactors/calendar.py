@@ -137,6 +137,13 @@ class ExchangeCalendar:
         """
         return self._session_idx(ts) - self._session_idx(opened_at) + 1
 
+    def open_after(self, ts: datetime, sessions: int) -> datetime:
+        """The open of the session ``sessions`` after the one ``ts`` belongs to (aware UTC)."""
+        idx = self._session_idx(ts) + sessions
+        if not 0 <= idx < len(self._sessions):
+            raise CalendarRangeError(f"{sessions} sessions after {ts.isoformat()} is out of range")
+        return self._opens[idx]
+
     def session_index(self, session: date) -> int:
         """Position of ``session`` in the session list; ValueError if it is not a session."""
         try:

@@ -36,31 +36,19 @@ from posactors.policy_errors import (
     ConfigError,
     FieldProblem,
     NestedProblems,
+    capped,
     clock_time,
     describe,
+    plain_number,
     read_yaml_file,
     show,
+    whole_number,
 )
-
-_CAP = 1_000_000_000  # no setting needs more; 1e400 is refused before any arithmetic sees it
-
-
-def _no_bool(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise FieldProblem("expected a number, not true/false")
-    return value
-
-
-def _capped(value: Any) -> Any:
-    if abs(value) > _CAP:
-        raise FieldProblem(f"expected a number at most {_CAP}")
-    return value
-
 
 # Bounds given with Field(...) on a field are checked before the cap, so a percentage of
 # 1e400 reports "less than 100", not the cap.
-Num = Annotated[Decimal, BeforeValidator(_no_bool), AfterValidator(_capped)]
-Int = Annotated[int, BeforeValidator(_no_bool), AfterValidator(_capped)]
+Num = Annotated[Decimal, BeforeValidator(plain_number), AfterValidator(capped)]
+Int = Annotated[int, BeforeValidator(whole_number), AfterValidator(capped)]
 
 ClockTime = Annotated[dt.time, BeforeValidator(clock_time)]
 

@@ -313,6 +313,36 @@ def _exact_float(loader: yaml.SafeLoader, node: yaml.Node) -> Decimal | float:
 _Loader.add_constructor("tag:yaml.org,2002:float", _exact_float)
 
 
+_CAP = 1_000_000_000  # no setting needs more; 1e400 is refused before any arithmetic sees it
+
+
+def plain_number(value: Any) -> Any:
+    """Refuse true/false where a number is expected (pydantic reads true as 1)."""
+    if isinstance(value, bool):
+        raise FieldProblem("expected a number, not true/false")
+    return value
+
+
+def whole_number(value: Any) -> Any:
+    """Refuse bools and fractions early; keep huge exponents away from int()."""
+    # pydantic would expand Decimal("1e999999999") (or 1e-999999999) digit by digit
+    if isinstance(value, Decimal) and value.is_finite():
+        if value.adjusted() > 18:
+            return capped(value)
+        if value != value.to_integral_value():
+            raise FieldProblem("expected a whole number")
+    return plain_number(value)
+
+
+def capped(value: Any) -> Any:
+    """Refuse magnitudes beyond any sensible setting."""
+    if value > _CAP:  # compared, not abs(): abs() overflows for 1e999999999
+        raise FieldProblem(f"expected a number at most {_CAP}")
+    if value < -_CAP:
+        raise FieldProblem(f"expected a number at least -{_CAP}")
+    return value
+
+
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
 
 

@@ -1,0 +1,214 @@
+"""PositionState, ExitIntent and OrderUpdate as JSON-ready dicts, and back.
+
+Decimals are strings (exact: ``"100.50"`` stays ``100.50``), datetimes ISO 8601
+with their offset, enums their value, an :class:`ExitReason` its text
+(``tier:<name>``), frozensets sorted lists, mappings dicts. The converter is
+driven by each dataclass's fields and type hints, so a new field in
+:class:`PositionState` needs no change here.
+
+Decoding is strict: an unknown key (written by a newer posactors) or a missing
+key without a default raises :class:`CodecError` naming it, never a guess.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from enum import Enum
+from functools import cache
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from posactors.model import ExitIntent, ExitReason, OrderUpdate
+from posactors.state import PositionState
+
+T = TypeVar("T")
+
+
+class CodecError(ValueError):
+    """A value cannot be encoded, or a dict does not describe the expected type."""
+
+
+def state_to_dict(state: PositionState) -> dict[str, Any]:
+    return _encode(state, "PositionState")
+
+
+def state_from_dict(data: Mapping[str, Any]) -> PositionState:
+    return from_dict(PositionState, data)
+
+
+def intent_to_dict(intent: ExitIntent) -> dict[str, Any]:
+    return _encode(intent, "ExitIntent")
+
+
+def intent_from_dict(data: Mapping[str, Any]) -> ExitIntent:
+    return from_dict(ExitIntent, data)
+
+
+def update_to_dict(update: OrderUpdate) -> dict[str, Any]:
+    return _encode(update, "OrderUpdate")
+
+
+def update_from_dict(data: Mapping[str, Any]) -> OrderUpdate:
+    return from_dict(OrderUpdate, data)
+
+
+def to_dict(value: Any) -> dict[str, Any]:
+    """Any dataclass of the model in its dict form; raises :class:`CodecError`."""
+    return _encode(value, type(value).__name__)
+
+
+def from_dict(cls: type[T], data: Any) -> T:
+    """Build the dataclass ``cls`` from its dict form; raises :class:`CodecError`."""
+    return _decode_dataclass(cls, data, cls.__name__)
+
+
+# --- encoding: driven by the value
+
+
+def _encode(value: Any, where: str) -> Any:
+    if isinstance(value, Enum):  # before str: a StrEnum is a str
+        return value.value
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            raise CodecError(f"{where}: datetime {value.isoformat()} has no timezone")
+        return value.isoformat()
+    if isinstance(value, ExitReason):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _encode(getattr(value, f.name), f"{where}.{f.name}")
+            for f in dataclasses.fields(value)
+        }
+    if isinstance(value, (set, frozenset)):
+        return sorted(_encode(v, f"{where}[]") for v in value)
+    if isinstance(value, (tuple, list)):
+        return [_encode(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            text = _encode(key, f"{where} key")
+            if not isinstance(text, str):
+                raise CodecError(f"{where}: key {key!r} does not encode to a string")
+            out[text] = _encode(item, f"{where}.{text}")
+        return out
+    raise CodecError(f"{where}: cannot encode a {type(value).__name__}")
+
+
+# --- decoding: driven by the type hints
+
+
+@cache
+def _fields(cls: type) -> dict[str, tuple[Any, bool]]:
+    """Each field's resolved type hint and whether it has a default."""
+    hints = get_type_hints(cls)
+    return {
+        f.name: (
+            hints[f.name],
+            f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING,
+        )
+        for f in dataclasses.fields(cls)
+        if f.init
+    }
+
+
+def _decode_dataclass(cls: type[T], raw: Any, where: str) -> T:
+    data = _expect(raw, dict, where)
+    spec = _fields(cls)
+    unknown = sorted(set(data) - spec.keys())
+    if unknown:
+        names = ", ".join(repr(k) for k in unknown)
+        raise CodecError(f"{where}: unknown key {names} (written by a newer posactors?)")
+    kwargs = {}
+    for name, (hint, has_default) in spec.items():
+        if name in data:
+            kwargs[name] = _decode(data[name], hint, f"{where}.{name}")
+        elif not has_default:
+            raise CodecError(f"{where}: missing key {name!r}")
+    return cls(**kwargs)
+
+
+def _decode(raw: Any, hint: Any, where: str) -> Any:
+    origin = get_origin(hint)
+    if origin is Union or origin is types.UnionType:
+        options = [a for a in get_args(hint) if a is not type(None)]
+        if raw is None and len(options) < len(get_args(hint)):
+            return None
+        if len(options) != 1:
+            raise TypeError(f"{where}: unsupported union {hint!r}")
+        return _decode(raw, options[0], where)
+    if origin is not None:
+        return _decode_generic(raw, origin, get_args(hint), where)
+    if hint is Any:
+        return raw
+    if hint is ExitReason:
+        try:
+            return ExitReason.parse(_expect(raw, str, where))
+        except ValueError as exc:
+            raise CodecError(f"{where}: not an exit reason: {raw!r}") from exc
+    if dataclasses.is_dataclass(hint):
+        return _decode_dataclass(hint, raw, where)
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        try:
+            return hint(raw)
+        except ValueError as exc:
+            raise CodecError(f"{where}: {raw!r} is not a {hint.__name__}") from exc
+    if hint is Decimal:
+        try:
+            return Decimal(_expect(raw, str, where))
+        except InvalidOperation as exc:
+            raise CodecError(f"{where}: not a decimal: {raw!r}") from exc
+    if hint is datetime:
+        try:
+            value = datetime.fromisoformat(_expect(raw, str, where))
+        except ValueError as exc:
+            raise CodecError(f"{where}: not an ISO 8601 time: {raw!r}") from exc
+        if value.utcoffset() is None:
+            raise CodecError(f"{where}: time {raw!r} has no offset")
+        return value
+    if hint is bool:
+        return _expect(raw, bool, where)
+    if hint is int:
+        if isinstance(raw, bool):
+            raise CodecError(f"{where}: expected an integer, got {raw!r}")
+        return _expect(raw, int, where)
+    if hint is str:
+        return _expect(raw, str, where)
+    raise TypeError(f"{where}: unsupported type {hint!r}")
+
+
+def _decode_generic(raw: Any, origin: Any, args: tuple[Any, ...], where: str) -> Any:
+    if origin in (frozenset, set):
+        return origin(_decode(v, args[0], f"{where}[]") for v in _expect(raw, list, where))
+    if origin is list:
+        return [
+            _decode(v, args[0], f"{where}[{i}]") for i, v in enumerate(_expect(raw, list, where))
+        ]
+    if origin is tuple:
+        items = _expect(raw, list, where)
+        if len(args) == 2 and args[1] is Ellipsis:
+            args = (args[0],) * len(items)
+        elif len(items) != len(args):
+            raise CodecError(f"{where}: expected {len(args)} items, got {len(items)}")
+        return tuple(
+            _decode(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(items, args, strict=True))
+        )
+    if origin in (dict, Mapping):
+        key_hint, value_hint = args
+        return {
+            _decode(k, key_hint, f"{where} key"): _decode(v, value_hint, f"{where}.{k}")
+            for k, v in _expect(raw, dict, where).items()
+        }
+    raise TypeError(f"{where}: unsupported type {origin!r}")
+
+
+def _expect(raw: Any, kind: type[T], where: str) -> T:
+    if not isinstance(raw, kind):
+        raise CodecError(f"{where}: expected {kind.__name__}, got {type(raw).__name__}")
+    return raw
