@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from posactors.backtest.cli import register
 from posactors.errors import InputError
 from posactors.output import emit_json, fmt
 from posactors.policy import ConfigError, load_config
@@ -87,6 +88,49 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """The engine on the embedded simulated exchange, in virtual time."""
+    from posactors.policy import Config
+    from posactors.simulate import SimulateOptions, run_simulation
+
+    if args.positions < 1:
+        raise InputError(f"--positions {args.positions}: expected at least 1")
+    if args.duration <= 0:
+        raise InputError(f"--duration {args.duration}: expected a number of seconds > 0")
+    if args.speed is not None and args.speed <= 0:
+        raise InputError(
+            f"--speed {args.speed}: expected a factor > 0 (virtual seconds per second)"
+        )
+    if args.config:
+        config, warnings = load_config(args.config)
+        _warn(warnings)
+    else:
+        config = Config()
+        _warn(["no --config: the built-in defaults have no exit rule; nothing will exit"])
+    options = SimulateOptions(
+        positions=args.positions,
+        duration_s=args.duration,
+        seed=args.seed,
+        state_dir=Path(args.state) if args.state else None,
+        speed=args.speed,
+        log_path=Path(args.log) if args.log else None,
+    )
+    summary = run_simulation(config, options, live=not args.json and sys.stdout.isatty())
+    if args.json:
+        emit_json({"summary": summary})
+    else:
+        for key, value in summary.items():
+            print(f"{key:24} {fmt(value) if not isinstance(value, dict) else value}")
+    return EXIT_OK
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    """Approve a pending exit (a take-profit with ``require_approval``)."""
+    from posactors.inspect_state import approve_main
+
+    return approve_main(Path(args.state), args.id)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="posactors", description="Exit engine for Alpaca positions."
@@ -110,6 +154,33 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--json", action="store_true")
     rp.set_defaults(handler=cmd_replay)
 
+    sim = commands.add_parser("simulate", help="the engine on the embedded simulated exchange")
+    sim.add_argument("--positions", type=int, required=True, metavar="N")
+    sim.add_argument(
+        "--duration",
+        type=float,
+        default=1800.0,
+        metavar="S",
+        help="virtual seconds to run (default 1800)",
+    )
+    sim.add_argument("--seed", type=int, default=0, metavar="K")
+    sim.add_argument("--config", metavar="FILE")
+    sim.add_argument("--state", metavar="DIR", help="persist the engine and the account here")
+    sim.add_argument(
+        "--speed",
+        type=float,
+        metavar="X",
+        help="virtual seconds per real second (default: as fast as possible)",
+    )
+    sim.add_argument("--log", metavar="FILE", help="append JSON event lines here")
+    sim.add_argument("--json", action="store_true")
+    sim.set_defaults(handler=cmd_simulate)
+
+    ap = commands.add_parser("approve", help="approve a pending exit")
+    ap.add_argument("--state", required=True, metavar="DIR")
+    ap.add_argument("id", metavar="ID")
+    ap.set_defaults(handler=cmd_approve)
+    register(commands)
     return parser
 
 

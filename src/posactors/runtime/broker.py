@@ -1,0 +1,285 @@
+"""BrokerActor: the only writer to the broker.
+
+Takes durable exit intents and cancels, queues them by urgency (cancels, then
+stops, max_hold, take_profit, tiers), and sends them within a token-bucket rate
+limit. Every order carries its intent's deterministic ``client_order_id``.
+What it guarantees:
+
+- an answer that is lost (timeout, 5xx) is resolved by looking the order up by
+  ``client_order_id``, never by sending blindly again; only an order the
+  broker does not have is sent again, under the same id;
+- "duplicate client_order_id" means "already sent": it looks the order up;
+- retries are timers with capped exponential backoff, never a sleep;
+- order updates (pushed by the adapter, or found by lookup) reach the position
+  actor that owns the order.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pykka
+
+from posactors.model import (
+    Broker,
+    BrokerError,
+    DuplicateOrder,
+    ExitIntent,
+    InsufficientQty,
+    OrderRejected,
+    OrderRequest,
+    OrderStatus,
+    OrderUpdate,
+    RateLimited,
+    UnknownOutcome,
+)
+from posactors.runtime.context import RuntimeContext
+from posactors.runtime.messages import (
+    CancelExit,
+    Drain,
+    OrderEvent,
+    Own,
+    Resolve,
+    SendExit,
+    TradeUpdate,
+)
+from posactors.runtime.tracker import TrackedActor
+
+MAX_BACKOFF_S = 60.0
+CANCEL_PRIORITY = -1
+
+
+class TokenBucket:
+    """``rate_per_min`` requests a minute, in bursts of up to a quarter of that (at least 1).
+
+    A burst lets a market-wide drop send its stops at once instead of three a
+    second, while a minute never sees more than the broker's limit plus the burst.
+    """
+
+    def __init__(self, rate_per_min: int, now: datetime) -> None:
+        self.rate = rate_per_min / 60.0
+        self.capacity = max(1.0, rate_per_min / 4)
+        self.tokens = self.capacity
+        self.updated = now
+        self.paused_until: datetime | None = None
+
+    def take(self, now: datetime) -> bool:
+        if self.paused_until is not None and now < self.paused_until:
+            return False
+        elapsed = max((now - self.updated).total_seconds(), 0.0)
+        self.tokens = min(self.capacity, self.tokens + elapsed * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+    def next_token_at(self, now: datetime) -> datetime:
+        if self.paused_until is not None and now < self.paused_until:
+            return self.paused_until
+        return now + timedelta(seconds=max(1 - self.tokens, 0) / self.rate)
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    kind: str  # "send" | "cancel" | "resolve"
+    client_order_id: str
+    intent: ExitIntent | None = None
+    received: float | None = None
+    attempt: int = 1
+
+
+class BrokerActor(TrackedActor):
+    """See the module docstring; with ``auto_drain=False`` it sends only on :class:`Drain`."""
+
+    def __init__(self, ctx: RuntimeContext, broker: Broker, auto_drain: bool = True) -> None:
+        super().__init__(ctx.tracker)
+        self.ctx = ctx
+        self.broker = broker
+        self.auto_drain = auto_drain
+        self.owners: dict[str, pykka.ActorRef] = {}
+        self._queue: list[tuple[int, int, _Job]] = []
+        self._seq = itertools.count()
+        self._bucket = TokenBucket(ctx.config.broker.rate_limit_per_min, ctx.clock.now())
+        self._drain_timer = None
+        self.consecutive_failures = 0
+
+    def on_start(self) -> None:
+        ref, tracker = self.actor_ref, self.ctx.tracker
+        self.broker.subscribe(lambda update: tracker.tell(ref, TradeUpdate(update)))
+
+    def handle(self, message: Any) -> Any:
+        if isinstance(message, SendExit):
+            intent = message.intent
+            self.owners[intent.client_order_id] = message.owner
+            job = _Job("send", intent.client_order_id, intent, message.received)
+            self._push(intent.reason.priority, job)
+        elif isinstance(message, CancelExit):
+            self.owners.setdefault(message.client_order_id, message.owner)
+            self._push(CANCEL_PRIORITY, _Job("cancel", message.client_order_id))
+        elif isinstance(message, Resolve):
+            self.owners[message.intent.client_order_id] = message.owner
+            job = _Job(
+                "resolve", message.intent.client_order_id, message.intent, None, message.attempt
+            )
+            self._push(CANCEL_PRIORITY, job)
+        elif isinstance(message, TradeUpdate):
+            self._route(message.update)
+            return None
+        elif isinstance(message, Own):
+            for coid in message.client_order_ids:
+                self.owners[coid] = message.owner
+            return None
+        elif isinstance(message, Drain):
+            self._drain()
+            return None
+        elif message == "queued":
+            return len(self._queue)
+        if self.auto_drain:
+            self._drain()
+        return None
+
+    def _push(self, priority: int, job: _Job) -> None:
+        heapq.heappush(self._queue, (priority, next(self._seq), job))
+
+    # --- sending
+    def _drain(self) -> None:
+        while self._queue:
+            now = self.ctx.clock.now()
+            if not self._bucket.take(now):
+                self.ctx.metrics.inc("rate_limited_waits")
+                self._schedule_drain(self._bucket.next_token_at(now))
+                return
+            _, _, job = heapq.heappop(self._queue)
+            try:
+                self._run(job)
+            except Exception as exc:  # a bug here must not stop every exit
+                self.ctx.metrics.inc("errors")
+                self.ctx.log.event("broker_job_failed", order=job.client_order_id, error=repr(exc))
+
+    def _schedule_drain(self, due: datetime) -> None:
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+        ref, tracker = self.actor_ref, self.ctx.tracker
+        self._drain_timer = self.ctx.clock.call_at(due, lambda: tracker.tell(ref, Drain()))
+
+    def _run(self, job: _Job) -> None:
+        if job.kind == "cancel":
+            self._cancel(job)
+        elif job.kind == "resolve":
+            self._resolve(job)
+        else:
+            self._send(job)
+
+    def _send(self, job: _Job) -> None:
+        intent = job.intent
+        assert intent is not None
+        self.ctx.metrics.inc("orders_sent")
+        try:
+            update = self.broker.submit_order(OrderRequest.from_intent(intent))
+        except DuplicateOrder:
+            self.ctx.metrics.inc("duplicate_answers")
+            self._resolve(_Job("resolve", job.client_order_id, intent))
+            return
+        except (InsufficientQty, OrderRejected) as exc:
+            self._ok()
+            self._route(self._rejected(intent, str(exc)))
+            return
+        except RateLimited as exc:
+            self._bucket.paused_until = self.ctx.clock.now() + timedelta(seconds=exc.retry_after_s)
+            self.ctx.metrics.inc("http_429")
+            self._push(intent.reason.priority, job)
+            return
+        except (UnknownOutcome, BrokerError, OSError, TimeoutError) as exc:
+            self._unknown(job, exc)
+            return
+        self._ok()
+        if job.received is not None:
+            self.ctx.metrics.latency((time.monotonic() - job.received) * 1000)
+        self.ctx.log.event(
+            "order_sent", order=intent.client_order_id, symbol=intent.symbol, qty=intent.qty
+        )
+        self._route(update)
+
+    def _resolve(self, job: _Job) -> None:
+        try:
+            found = self.broker.get_order_by_client_id(job.client_order_id)
+        except (BrokerError, OSError, TimeoutError) as exc:
+            self._unknown(job, exc)
+            return
+        self._ok()
+        if found is not None:
+            self.ctx.metrics.inc("orders_resolved")
+            self._route(found)
+        elif job.intent is not None:
+            self.ctx.log.event("order_not_found_resending", order=job.client_order_id)
+            self._send(_Job("send", job.client_order_id, job.intent, None, job.attempt))
+
+    def _cancel(self, job: _Job) -> None:
+        try:
+            self.broker.cancel_order(job.client_order_id)
+        except (BrokerError, OSError, TimeoutError) as exc:
+            self.ctx.metrics.inc("cancel_errors")
+            self.ctx.log.event("cancel_failed", order=job.client_order_id, error=repr(exc))
+            self._retry_later(_Job("cancel", job.client_order_id, None, None, job.attempt + 1))
+            return
+        self._ok()
+        try:  # the cancel's outcome arrives as an update; look it up too, in case none is pushed
+            found = self.broker.get_order_by_client_id(job.client_order_id)
+        except (BrokerError, OSError, TimeoutError):
+            return
+        if found is not None:
+            self._route(found)
+
+    def _unknown(self, job: _Job, exc: BaseException) -> None:
+        """No answer: look the order up later (backoff), never resend blindly."""
+        self.consecutive_failures += 1
+        self.ctx.metrics.inc("unknown_outcomes")
+        self.ctx.log.event(
+            "order_outcome_unknown", order=job.client_order_id, error=repr(exc), attempt=job.attempt
+        )
+        self._retry_later(_Job("resolve", job.client_order_id, job.intent, None, job.attempt + 1))
+
+    def _retry_later(self, job: _Job) -> None:
+        self.ctx.metrics.inc("retries")
+        delay = min(2.0 ** (job.attempt - 2), MAX_BACKOFF_S)
+        ref, tracker, owner = self.actor_ref, self.ctx.tracker, self.owners.get(job.client_order_id)
+        due = self.ctx.clock.now() + timedelta(seconds=delay)
+        if job.kind == "cancel":
+            self.ctx.clock.call_at(
+                due, lambda: tracker.tell(ref, CancelExit(job.client_order_id, owner))
+            )
+        elif job.intent is not None:
+            message = Resolve(job.intent, owner, job.attempt)
+            self.ctx.clock.call_at(due, lambda: tracker.tell(ref, message))
+
+    def _ok(self) -> None:
+        if self.consecutive_failures:
+            self.ctx.log.event("broker_recovered", after_failures=self.consecutive_failures)
+        self.consecutive_failures = 0
+
+    def _rejected(self, intent: ExitIntent, why: str) -> OrderUpdate:
+        return OrderUpdate(
+            intent.client_order_id,
+            OrderStatus.REJECTED,
+            Decimal(0),
+            None,
+            self.ctx.clock.now(),
+            reason=why,
+        )
+
+    # --- updates
+    def _route(self, update: OrderUpdate) -> None:
+        owner = self.owners.get(update.client_order_id)
+        if owner is None:
+            self.ctx.metrics.inc("updates_unowned")
+            return
+        self.tell(owner, OrderEvent(update))
+        if update.status.is_terminal:
+            del self.owners[update.client_order_id]

@@ -1,0 +1,203 @@
+"""Engine: the actor runtime behind one façade, for the service and for bots that embed it.
+
+    engine = Engine(config, broker, market_data, state_dir=Path("state"))
+    engine.subscribe(print)          # ExitEvent: decided, filled, failed, approval, alert, closed
+    engine.start()                   # reconciles with the broker, one actor per position
+    ...
+    engine.stop()                    # flushes state, stops every actor
+
+In real time the fan-out polls on its own timer. In virtual time
+(``clock=VirtualClock(...)``) nothing moves until :meth:`step`, which advances
+the clock, polls once, and waits until every actor is idle, so a run is
+repeatable: same inputs, same exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+
+import pykka
+
+from posactors.calendar import ExchangeCalendar, xnys
+from posactors.log import EventLog, null_log
+from posactors.model import Broker, MarketData, Position, Quote
+from posactors.policy import Config
+from posactors.runtime.broker import BrokerActor
+from posactors.runtime.clock import Clock, RealClock, VirtualClock
+from posactors.runtime.context import Metrics, RuntimeContext
+from posactors.runtime.messages import Drain, ExitEvent, Reconcile
+from posactors.runtime.position import PositionActor
+from posactors.runtime.quotes import Poll, PushQuotes, QuoteFanOut
+from posactors.runtime.store import StoreActor
+from posactors.runtime.supervisor import CheckApprovals, Supervisor, Track
+from posactors.runtime.tracker import Tracker
+from posactors.state import PositionState
+from posactors.store import ServiceLock, StateStore
+
+IDLE_TIMEOUT_S = 60.0
+
+
+class Engine:
+    """See the module docstring. Not thread-safe itself: drive it from one thread."""
+
+    def __init__(
+        self,
+        config: Config,
+        broker: Broker,
+        market_data: MarketData | None = None,
+        *,
+        state_dir: Path,
+        clock: Clock | None = None,
+        calendar: ExchangeCalendar | None = None,
+        log: EventLog | None = None,
+        actor_class: type[PositionActor] = PositionActor,
+    ) -> None:
+        self.config = config
+        self.broker = broker
+        self.market_data = market_data
+        self.state_dir = Path(state_dir)
+        self.clock = clock or RealClock()
+        self.virtual = isinstance(self.clock, VirtualClock)
+        self.calendar = calendar or xnys()
+        self.log = log or null_log()
+        self.actor_class = actor_class
+        self.tracker = Tracker()
+        self.metrics = Metrics()
+        self._listeners: list[Callable[[ExitEvent], None]] = []
+        self._lock: ServiceLock | None = None
+        self.store: StateStore | None = None
+        self.ctx: RuntimeContext | None = None
+
+    # --- lifecycle
+    def start(self) -> None:
+        """Open the state (refusing a second service on it), start the actors, reconcile."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = ServiceLock(self.state_dir)
+        self._lock.acquire()
+        try:
+            self.store = StateStore(self.state_dir)
+        except Exception:
+            self._lock.release()
+            raise
+        ctx = RuntimeContext(
+            config=self.config,
+            clock=self.clock,
+            calendar=self.calendar,
+            tracker=self.tracker,
+            log=self.log,
+            metrics=self.metrics,
+            listeners=self._listeners,
+        )
+        self.ctx = ctx
+        ctx.store = StoreActor.start(ctx, self.store)
+        ctx.broker = BrokerActor.start(ctx, self.broker, auto_drain=not self.virtual)
+        ctx.quotes = QuoteFanOut.start(ctx, self.market_data)
+        ctx.supervisor = Supervisor.start(ctx, self.broker, self.store, self.actor_class)
+        self.log.event("engine_started", state=str(self.state_dir), virtual=self.virtual)
+        ctx.tell(ctx.supervisor, Reconcile())
+        ctx.tell(ctx.supervisor, CheckApprovals())
+        if not self.virtual:
+            ctx.tell(ctx.quotes, Poll(reschedule=True))
+        self.settle()
+
+    def stop(self) -> None:
+        """Flush state and stop every actor; safe to call twice."""
+        ctx = self.ctx
+        if ctx is None:
+            return
+        self.ctx = None
+        self.tracker.wait_idle(timeout=5)
+        for ref in (ctx.supervisor, ctx.quotes, ctx.broker):
+            _stop(ref)
+        if ctx.store is not None:
+            with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+                ctx.store.ask("flush", timeout=10)
+            _stop(ctx.store)
+        if self.store is not None:
+            self.store.close()
+        if self._lock is not None:
+            self._lock.release()
+        if not self.virtual:
+            self.clock.close()
+        self.log.event("engine_stopped", counters=self.metrics.snapshot())
+
+    def __enter__(self) -> Engine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- virtual time
+    def step(self, now: datetime) -> None:
+        """Advance virtual time to ``now``: timers, one poll, sends; returns when all is idle."""
+        assert isinstance(self.clock, VirtualClock), "step() is for virtual time"
+        ctx = self._running()
+        self.clock.advance_to(now)
+        ctx.tell(ctx.quotes, Poll())
+        self.settle()
+
+    def settle(self) -> None:
+        """Wait until no message is in flight (in virtual time, draining the broker queue too)."""
+        ctx = self._running()
+        for _ in range(8):
+            if not self.tracker.wait_idle(timeout=IDLE_TIMEOUT_S):
+                self.log.event("settle_timeout", in_flight=self.tracker.in_flight)
+                return
+            if not self.virtual:
+                return
+            ctx.tell(ctx.broker, Drain())
+            if not self.tracker.wait_idle(timeout=IDLE_TIMEOUT_S):
+                return
+            if self.tracker.in_flight == 0 and not ctx.broker.ask("queued", timeout=10):
+                return
+
+    # --- the library face
+    def subscribe(self, listener: Callable[[ExitEvent], None]) -> None:
+        """Call ``listener`` for each exit event (from actor threads: keep it quick)."""
+        self._listeners.append(listener)
+
+    def add_position(self, position: Position) -> None:
+        ctx = self._running()
+        ctx.tell(ctx.supervisor, Track(position))
+
+    def push_quotes(self, quotes: Iterable[Quote]) -> None:
+        ctx = self._running()
+        ctx.tell(ctx.quotes, PushQuotes(tuple(quotes)))
+
+    def approve(self, approval_id: str) -> None:
+        assert self.store is not None
+        self.store.request_approval(approval_id)
+        ctx = self._running()
+        ctx.tell(ctx.supervisor, CheckApprovals())
+
+    def positions(self) -> dict[str, PositionState]:
+        """Each live actor's current state (asks every actor; for tests and summaries)."""
+        ctx = self._running()
+        refs = ctx.supervisor.ask("actors", timeout=10)
+        states = {}
+        for pid, ref in refs.items():
+            try:
+                states[pid] = ref.ask("state", timeout=10)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                continue
+        return states
+
+    def status(self) -> dict:
+        ctx = self._running()
+        return ctx.supervisor.ask("status", timeout=10)
+
+    def _running(self) -> RuntimeContext:
+        if self.ctx is None:
+            raise RuntimeError("the engine is not running")
+        return self.ctx
+
+
+def _stop(ref: pykka.ActorRef | None) -> None:
+    if ref is None:
+        return
+    with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+        ref.stop(block=True, timeout=10)

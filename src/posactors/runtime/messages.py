@@ -1,0 +1,147 @@
+"""Messages between the actors. Small, immutable, and named for what happened."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pykka
+
+from posactors.model import Bar, ExitIntent, OrderUpdate
+from posactors.state import PositionState
+
+
+# --- to a PositionActor
+@dataclass(frozen=True, slots=True)
+class QuoteReady:
+    """A newer quote waits in the actor's slot (coalesced: only the latest counts)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BarsUpdate:
+    bars: tuple[Bar, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """A timer the actor set is due: evaluate time rules."""
+
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    update: OrderUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class Approve:
+    approval_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AdoptQuantity:
+    qty: Any  # Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Poison:
+    """Tests: make the actor raise on every message from now on."""
+
+
+# --- to the StoreActor
+@dataclass(frozen=True, slots=True)
+class Persist:
+    """Write ``ops`` durably, then send each ``(ref, message)`` in ``then``."""
+
+    ops: tuple[tuple[str, str, Any], ...]
+    then: tuple[tuple[pykka.ActorRef, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Flush:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Restore:
+    """Flush, then read a position's last snapshot for the supervisor to restart it."""
+
+    position_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    position_id: str
+    state: PositionState | None
+
+
+# --- to the BrokerActor
+@dataclass(frozen=True, slots=True)
+class SendExit:
+    intent: ExitIntent
+    owner: pykka.ActorRef
+    received: float | None = None  # monotonic time the triggering quote arrived
+
+
+@dataclass(frozen=True, slots=True)
+class CancelExit:
+    client_order_id: str
+    owner: pykka.ActorRef
+
+
+@dataclass(frozen=True, slots=True)
+class Resolve:
+    """Find out what became of an order whose submit had no answer."""
+
+    intent: ExitIntent
+    owner: pykka.ActorRef
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TradeUpdate:
+    """An order update pushed by the broker adapter (stream or poll)."""
+
+    update: OrderUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """Send what is queued now, as far as the rate limit allows."""
+
+
+@dataclass(frozen=True, slots=True)
+class Own:
+    """Route updates of these client order ids to ``owner`` (after a restart)."""
+
+    client_order_ids: tuple[str, ...]
+    owner: pykka.ActorRef
+
+
+# --- to the Supervisor
+@dataclass(frozen=True, slots=True)
+class ActorFailed:
+    position_id: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class PositionClosed:
+    state: PositionState
+
+
+@dataclass(frozen=True, slots=True)
+class Reconcile:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ExitEvent:
+    """What an embedding bot hears: an exit decided, filled, or failed."""
+
+    kind: str  # "decided" | "filled" | "failed" | "approval" | "alert" | "closed"
+    position_id: str
+    symbol: str
+    detail: dict = field(default_factory=dict)

@@ -1,0 +1,370 @@
+"""PositionActor: one per open position.
+
+Owns the position's :class:`~posactors.state.PositionState` (best price,
+effective stop, tiers done, cooldowns, the exit in flight, approvals, its
+circuit breaker) and its timer. Receives quotes (coalesced through a
+:class:`QuoteSlot`), 1-minute bars, timer wake-ups, order updates, approvals
+and quantity changes; runs the pure core on each; emits exit intents to the
+StoreActor, which makes them durable before the BrokerActor may send them.
+
+It never talks to the broker itself, never sleeps, and never lets its own
+failure reach another position: an exception stops only this actor, and the
+Supervisor restarts it from its last snapshot.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from posactors.codec import intent_to_dict, state_to_dict
+from posactors.model import ExitIntent, OrderStatus, OrderUpdate, Quote
+from posactors.policy import ExitPolicy
+from posactors.rules import (
+    Alert,
+    AskApproval,
+    Cancel,
+    Evaluation,
+    Submit,
+    on_clock,
+    on_order_update,
+    on_quote,
+)
+from posactors.rules.deadlines import next_deadline
+from posactors.rules.tiers import tier_bars_needed
+from posactors.runtime.clock import Timer
+from posactors.runtime.context import RuntimeContext
+from posactors.runtime.messages import (
+    ActorFailed,
+    AdoptQuantity,
+    Approve,
+    BarsUpdate,
+    CancelExit,
+    ExitEvent,
+    OrderEvent,
+    Persist,
+    PositionClosed,
+    QuoteReady,
+    SendExit,
+    Wake,
+)
+from posactors.runtime.tracker import TrackedActor
+from posactors.state import PositionState, adopt_quantity, approve, record_bar
+
+TERMINAL_JOURNAL = {
+    OrderStatus.FILLED: "filled",
+    OrderStatus.CANCELED: "canceled",
+    OrderStatus.EXPIRED: "expired",
+    OrderStatus.REJECTED: "rejected",
+    OrderStatus.REPLACED: "replaced",
+}
+
+
+class QuoteSlot:
+    """The latest quote for one actor; a newer quote replaces an unread one (coalescing)."""
+
+    __slots__ = ("_lock", "_quote", "_received", "_waiting")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._quote: Quote | None = None
+        self._received = 0.0
+        self._waiting = False
+
+    def put(self, quote: Quote, received: float) -> bool:
+        """Store ``quote``; True when the actor must be told (it is not already due to read)."""
+        with self._lock:
+            self._quote, notify = quote, not self._waiting
+            if notify:
+                self._received = received  # the oldest unread arrival, for latency
+            self._waiting = True
+            return notify
+
+    def take(self) -> tuple[Quote | None, float]:
+        with self._lock:
+            self._waiting = False
+            return self._quote, self._received
+
+
+def journal_entry(intent: ExitIntent, status: str, now: datetime, **fields: Any) -> dict:
+    entry = {
+        "intent": intent_to_dict(intent),
+        "position_id": intent.position_id,
+        "symbol": intent.symbol,
+        "status": status,
+        "filled_qty": "0",
+        "order_id": None,
+        "note": None,
+        "updated_at": now.isoformat(),
+    }
+    entry.update(fields)
+    return entry
+
+
+def _material(state: PositionState) -> tuple:
+    """The parts of a state worth a snapshot (not the last price or quote time)."""
+    return (
+        state.qty,
+        state.hwm,
+        state.effective_stop,
+        state.pending,
+        state.tiers_done,
+        state.deferred,
+        state.approval,
+        state.breaker,
+        state.last_bar_at,
+    )
+
+
+class PositionActor(TrackedActor):
+    """See the module docstring: one position, its state, its timer, its failures."""
+
+    def __init__(
+        self,
+        ctx: RuntimeContext,
+        state: PositionState,
+        policy: ExitPolicy,
+        slot: QuoteSlot,
+    ) -> None:
+        super().__init__(ctx.tracker)
+        self.ctx = ctx
+        self.state = state
+        self.policy = policy
+        self.slot = slot
+        self._saved = _material(state)
+        self._timer: Timer | None = None
+        self._timer_due: datetime | None = None
+        self._bars_kept = tier_bars_needed(policy)
+        self._stale_after = float(ctx.config.market_data.stale_after_s)
+
+    # --- lifecycle
+    def on_start(self) -> None:
+        # durable from first sight: original_qty and the stop must survive any crash
+        self._persist([], [], self.ctx.clock.now(), force=True)
+
+    def on_stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        super().on_stop()
+
+    def on_failure(self, exception_type, exception_value, traceback) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        super().on_failure(exception_type, exception_value, traceback)
+        self.ctx.metrics.inc("actor_failures")
+        self.ctx.tell(
+            self.ctx.supervisor, ActorFailed(self.state.position_id, repr(exception_value))
+        )
+
+    # --- messages
+    def handle(self, message: Any) -> Any:
+        now = self.ctx.clock.now()
+        if isinstance(message, QuoteReady):
+            quote, received = self.slot.take()
+            if quote is None:
+                return None
+            self.ctx.metrics.inc("quotes")
+            evaluation = on_quote(
+                self.state, self.policy, quote, now, self.ctx.calendar, self._stale_after
+            )
+            if evaluation.rejected is not None:
+                self.ctx.metrics.inc(f"bad_quotes_{evaluation.rejected}")
+            self._apply(evaluation, now, received)
+        elif isinstance(message, Wake):
+            self._timer, self._timer_due = None, None
+            self._apply(on_clock(self.state, self.policy, now, self.ctx.calendar), now)
+        elif isinstance(message, OrderEvent):
+            self._order_event(message.update, now)
+        elif isinstance(message, BarsUpdate):
+            for bar in message.bars:
+                self.state = record_bar(self.state, bar.volume, bar.time, self._bars_kept)
+        elif isinstance(message, Approve):
+            self._approve(message.approval_id, now)
+        elif isinstance(message, AdoptQuantity):
+            self._adopt(message.qty, now)
+        elif message == "state":
+            return self.state
+        return None
+
+    # --- what the core decided
+    def _apply(self, evaluation: Evaluation, now: datetime, received: float | None = None) -> None:
+        self.state = evaluation.state
+        ops: list[tuple[str, str, Any]] = []
+        then: list[tuple[Any, Any]] = []
+        pid, symbol = self.state.position_id, self.state.symbol
+        for action in evaluation.actions:
+            if isinstance(action, Submit):
+                intent = action.intent
+                dry = self.ctx.config.dry_run
+                ops.append(
+                    (
+                        "journal",
+                        intent.client_order_id,
+                        journal_entry(intent, "dry_run" if dry else "pending", now),
+                    )
+                )
+                if not dry:
+                    then.append((self.ctx.broker, SendExit(intent, self.actor_ref, received)))
+                self.ctx.metrics.inc("intents")
+                self.ctx.log.event(
+                    "exit_decided",
+                    position=pid,
+                    symbol=symbol,
+                    reason=str(intent.reason),
+                    qty=intent.qty,
+                    order=intent.client_order_id,
+                    dry_run=dry,
+                )
+                self.ctx.emit(ExitEvent("decided", pid, symbol, {"intent": intent}))
+            elif isinstance(action, Cancel):
+                then.append((self.ctx.broker, CancelExit(action.client_order_id, self.actor_ref)))
+                self.ctx.log.event(
+                    "exit_preempted",
+                    position=pid,
+                    order=action.client_order_id,
+                    then=str(action.then),
+                )
+            elif isinstance(action, AskApproval):
+                self.ctx.metrics.inc("approvals_requested")
+                self.ctx.log.event(
+                    "approval_requested", position=pid, approval=action.approval.approval_id
+                )
+                self.ctx.emit(
+                    ExitEvent("approval", pid, symbol, {"approval_id": action.approval.approval_id})
+                )
+            elif isinstance(action, Alert):
+                self.ctx.metrics.inc("alerts")
+                self.ctx.log.event("alert", position=pid, message=action.message)
+                self.ctx.emit(ExitEvent("alert", pid, symbol, {"message": action.message}))
+        self._persist(ops, then, now)
+
+    def _persist(self, ops: list, then: list, now: datetime, force: bool = False) -> None:
+        material = _material(self.state)
+        if force or ops or material != self._saved:
+            ops.append(("snapshots", self.state.position_id, state_to_dict(self.state)))
+            self._saved = material
+        if ops:
+            self.ctx.tell(self.ctx.store, Persist(tuple(ops), tuple(then)))
+        else:
+            for ref, message in then:
+                self.ctx.tell(ref, message)
+        self._arm_timer(now)
+
+    def _order_event(self, update: OrderUpdate, now: datetime) -> None:
+        pending = self.state.pending
+        if pending is None or pending.intent.client_order_id != update.client_order_id:
+            self.ctx.metrics.inc("order_updates_ignored")
+            return
+        self.state, fill = on_order_update(self.state, update, self.ctx.config.engine)
+        pid, symbol = self.state.position_id, self.state.symbol
+        status = TERMINAL_JOURNAL.get(update.status, "working")
+        entry = journal_entry(
+            pending.intent,
+            status,
+            now,
+            filled_qty=str(update.filled_qty),
+            order_id=update.order_id,
+            note=update.reason,
+        )
+        ops: list[tuple[str, str, Any]] = [("journal", update.client_order_id, entry)]
+        if fill is not None:
+            self.ctx.metrics.inc(f"exits_{fill.intent.reason.kind.value}")
+            self.ctx.log.event(
+                "exit_filled",
+                position=pid,
+                symbol=symbol,
+                reason=str(fill.intent.reason),
+                qty=fill.qty,
+                price=fill.price,
+                order=update.client_order_id,
+            )
+            self.ctx.emit(ExitEvent("filled", pid, symbol, {"fill": fill}))
+        if update.status is OrderStatus.REJECTED:
+            self.ctx.metrics.inc("orders_rejected")
+            self.ctx.log.event(
+                "exit_rejected", position=pid, order=update.client_order_id, why=update.reason
+            )
+            self.ctx.emit(ExitEvent("failed", pid, symbol, {"reason": update.reason}))
+        if not self.state.is_open:
+            self._close(ops, now)
+            return
+        if update.status.is_terminal:  # a follow-up (after a cancel) may go at once
+            evaluation = on_clock(self.state, self.policy, now, self.ctx.calendar)
+            if evaluation.actions:
+                self._persist(ops, [], now, force=True)
+                self._apply(evaluation, now)
+                return
+        self._persist(ops, [], now)
+
+    def _close(self, ops: list, now: datetime) -> None:
+        state = self.state
+        ops.append(
+            ("history", f"{now.isoformat()}|{state.position_id}", history_record(state, now))
+        )
+        ops.append(("snapshots", state.position_id, None))
+        then = [(self.ctx.supervisor, PositionClosed(state))]
+        self.ctx.log.event("position_closed", position=state.position_id, pnl=state.realized_pnl)
+        self.ctx.emit(
+            ExitEvent("closed", state.position_id, state.symbol, {"pnl": state.realized_pnl})
+        )
+        self.ctx.tell(self.ctx.store, Persist(tuple(ops), tuple(then)))
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _approve(self, approval_id: str, now: datetime) -> None:
+        try:
+            self.state = approve(self.state, approval_id)
+        except KeyError:
+            self.ctx.log.event(
+                "approval_unknown", position=self.state.position_id, approval=approval_id
+            )
+            return
+        self.ctx.log.event("approved", position=self.state.position_id, approval=approval_id)
+        self._apply(on_clock(self.state, self.policy, now, self.ctx.calendar), now)
+
+    def _adopt(self, qty: Decimal, now: datetime) -> None:
+        if self.state.pending is not None or qty == self.state.qty:
+            return  # our own exit explains the difference; its updates will settle it
+        self.ctx.log.event(
+            "quantity_adopted", position=self.state.position_id, before=self.state.qty, after=qty
+        )
+        self.state = adopt_quantity(self.state, qty)
+        if not self.state.is_open:
+            self._close([], now)
+            return
+        self._persist([], [], now)
+
+    # --- timers
+    def _arm_timer(self, now: datetime) -> None:
+        due = next_deadline(self.state, self.policy, now, self.ctx.calendar)
+        if due == self._timer_due:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_due = None, due
+        if due is not None:
+            ref, tracker = self.actor_ref, self.ctx.tracker
+            self._timer = self.ctx.clock.call_at(due, lambda: tracker.tell(ref, Wake(due)))
+
+
+def history_record(state: PositionState, closed_at: datetime) -> dict:
+    """A closed position as kept in history: realized P&L, exit reasons, hold time."""
+    sold = state.sold_qty
+    avg_exit = None
+    if sold > 0:
+        avg_exit = state.entry_price + state.side.sign * state.realized_pnl / sold
+    return {
+        "position_id": state.position_id,
+        "symbol": state.symbol,
+        "side": state.side.value,
+        "original_qty": str(state.original_qty),
+        "entry_price": str(state.entry_price),
+        "avg_exit_price": None if avg_exit is None else str(avg_exit),
+        "realized_pnl": str(state.realized_pnl),
+        "exit_reasons": list(state.exits) or ["closed_elsewhere"],
+        "opened_at": state.opened_at.isoformat(),
+        "closed_at": closed_at.isoformat(),
+        "hold_seconds": (closed_at - state.opened_at).total_seconds(),
+    }

@@ -1,0 +1,163 @@
+"""QuoteFanOut: owns the market-data source and feeds each position actor its own quotes.
+
+Polls batched quotes (``batch_size`` symbols a request) every
+``poll_interval_s``, keeps the last quote sent per symbol, and tells an actor
+only when its own symbol's quote changed. Delivery is coalesced through each
+actor's :class:`~posactors.runtime.position.QuoteSlot`: an actor that is busy
+reads only the newest quote, never a backlog. Symbols whose quotes are older
+than ``stale_after_s`` are counted and listed. 1-minute bars are fetched only
+for positions whose policy has a volume rule.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pykka
+
+from posactors.model import Bar, MarketData, Quote
+from posactors.runtime.context import RuntimeContext
+from posactors.runtime.messages import BarsUpdate, QuoteReady
+from posactors.runtime.position import QuoteSlot
+from posactors.runtime.tracker import TrackedActor
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    symbol: str
+    ref: pykka.ActorRef
+    slot: QuoteSlot
+    bars_needed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    symbol: str
+    ref: pykka.ActorRef
+
+
+@dataclass(frozen=True, slots=True)
+class Poll:
+    """Fetch now; with ``reschedule`` the next poll is armed after this one (real time)."""
+
+    reschedule: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PushQuotes:
+    """Quotes handed in by an embedding bot instead of polled."""
+
+    quotes: tuple[Quote, ...]
+
+
+def chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class QuoteFanOut(TrackedActor):
+    """See the module docstring."""
+
+    def __init__(self, ctx: RuntimeContext, source: MarketData | None) -> None:
+        super().__init__(ctx.tracker)
+        self.ctx = ctx
+        self.source = source
+        self.subscribers: dict[str, list[tuple[pykka.ActorRef, QuoteSlot]]] = {}
+        self.bars_needed: dict[str, int] = {}
+        self._last: dict[str, tuple] = {}
+        self._last_bar: dict[str, datetime] = {}
+        self.stale: set[str] = set()
+        self.consecutive_errors = 0
+        settings = ctx.config.market_data
+        self._batch = settings.batch_size
+        self._interval = float(settings.poll_interval_s)
+        self._stale_after = timedelta(seconds=float(settings.stale_after_s))
+
+    def handle(self, message: Any) -> Any:
+        if isinstance(message, Poll):
+            try:
+                self._poll()
+            finally:
+                if message.reschedule:
+                    self._schedule()
+        elif isinstance(message, PushQuotes):
+            self._deliver(message.quotes, time.monotonic())
+        elif isinstance(message, Subscribe):
+            self.subscribers.setdefault(message.symbol, []).append((message.ref, message.slot))
+            if message.bars_needed:
+                self.bars_needed[message.symbol] = message.bars_needed
+            self._last.pop(message.symbol, None)  # a new subscriber gets the next quote
+        elif isinstance(message, Unsubscribe):
+            subs = [s for s in self.subscribers.get(message.symbol, []) if s[0] != message.ref]
+            if subs:
+                self.subscribers[message.symbol] = subs
+            else:
+                self.subscribers.pop(message.symbol, None)
+                self.bars_needed.pop(message.symbol, None)
+                self._last.pop(message.symbol, None)
+        elif message == "stats":
+            return {"symbols": len(self.subscribers), "stale": sorted(self.stale)}
+        return None
+
+    def _schedule(self) -> None:
+        ref, tracker = self.actor_ref, self.ctx.tracker
+        due = self.ctx.clock.now() + timedelta(seconds=self._interval)
+        self.ctx.clock.call_at(due, lambda: tracker.tell(ref, Poll(reschedule=True)))
+
+    def _poll(self) -> None:
+        if self.source is None or not self.subscribers:
+            return
+        symbols = sorted(self.subscribers)
+        received = time.monotonic()
+        quotes: list[Quote] = []
+        try:
+            for chunk in chunks(symbols, self._batch):
+                self.ctx.metrics.inc("quote_requests")
+                quotes.extend(self.source.latest_quotes(chunk).values())
+            bars = self._fetch_bars()
+        except Exception as exc:  # a data outage: count it, keep polling
+            self.consecutive_errors += 1
+            self.ctx.metrics.inc("data_errors")
+            self.ctx.log.event(
+                "market_data_failed", error=repr(exc), in_a_row=self.consecutive_errors
+            )
+            return
+        self.consecutive_errors = 0
+        self.ctx.metrics.inc("cycles")
+        self._deliver(quotes, received)
+        for symbol, new in bars.items():
+            for ref, _ in self.subscribers.get(symbol, []):
+                self.tell(ref, BarsUpdate(tuple(new)))
+
+    def _deliver(self, quotes: Any, received: float) -> None:
+        now = self.ctx.clock.now()
+        for quote in quotes:
+            key = (quote.last, quote.bid, quote.ask, quote.time)
+            subs = self.subscribers.get(quote.symbol)
+            if not subs or self._last.get(quote.symbol) == key:
+                continue
+            self._last[quote.symbol] = key
+            if now - quote.time > self._stale_after:
+                self.stale.add(quote.symbol)
+                self.ctx.metrics.inc("stale_quotes")
+            else:
+                self.stale.discard(quote.symbol)
+            for ref, slot in subs:
+                if slot.put(quote, received):
+                    self.tell(ref, QuoteReady())
+
+    def _fetch_bars(self) -> dict[str, list[Bar]]:
+        if not self.bars_needed or self.source is None:
+            return {}
+        limit = max(self.bars_needed.values())
+        fresh: dict[str, list[Bar]] = {}
+        for chunk in chunks(sorted(self.bars_needed), self._batch):
+            for symbol, bars in self.source.minute_bars(chunk, limit).items():
+                last = self._last_bar.get(symbol)
+                new = [b for b in bars if last is None or b.time > last]
+                if new:
+                    self._last_bar[symbol] = new[-1].time
+                    fresh[symbol] = new
+        return fresh

@@ -1,0 +1,221 @@
+"""Supervisor: one PositionActor per open position, kept in step with the broker.
+
+At start and every ``reconcile_interval_s`` it compares the broker's positions
+with the running actors: a new position gets an actor (restored from its
+snapshot if it has one), a position gone at the broker is adopted as closed
+(retired to history), a quantity changed elsewhere is adopted. An exit that
+may be in flight after a restart is resolved by the BrokerActor by
+``client_order_id`` before anything new is sent for that position.
+
+pykka has no supervision, so this is it: a PositionActor that fails is
+restarted from its last snapshot, at most ``RESTART_BUDGET`` times in
+``RESTART_WINDOW``; after that the position is parked (reported, never
+retried automatically) and every other position carries on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pykka
+
+from posactors.model import Broker, Position
+from posactors.rules.tiers import tier_bars_needed
+from posactors.runtime.context import RuntimeContext
+from posactors.runtime.messages import (
+    ActorFailed,
+    AdoptQuantity,
+    Approve,
+    Own,
+    Persist,
+    PositionClosed,
+    Reconcile,
+    Resolve,
+    Restore,
+    Restored,
+)
+from posactors.runtime.position import PositionActor, QuoteSlot
+from posactors.runtime.quotes import Subscribe, Unsubscribe
+from posactors.runtime.tracker import TrackedActor
+from posactors.state import PositionState, open_position
+from posactors.store import StateStore
+
+RESTART_BUDGET = 3
+RESTART_WINDOW = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """Manage this position (an embedding bot hands it in)."""
+
+    position: Position
+
+
+@dataclass(frozen=True, slots=True)
+class CheckApprovals:
+    pass
+
+
+class Supervisor(TrackedActor):
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        ctx: RuntimeContext,
+        broker: Broker,
+        store: StateStore,
+        actor_class: type[PositionActor] = PositionActor,
+        schedule: bool = True,
+    ) -> None:
+        super().__init__(ctx.tracker)
+        self.ctx = ctx
+        self.broker = broker
+        self.store = store
+        self.actor_class = actor_class
+        self.schedule = schedule
+        self.actors: dict[str, pykka.ActorRef] = {}
+        self.symbols: dict[str, str] = {}  # symbol -> position id
+        self.states: dict[str, PositionState] = {}  # as spawned (symbol, id)
+        self.restarts: dict[str, list[datetime]] = {}
+        self.parked: dict[str, str] = {}
+
+    def on_start(self) -> None:
+        for state in self.store.snapshots().values():
+            self._spawn(state)
+
+    def on_stop(self) -> None:
+        for ref in list(self.actors.values()):
+            with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+                ref.stop(block=True, timeout=5)
+        super().on_stop()
+
+    def handle(self, message: Any) -> Any:
+        if isinstance(message, Reconcile):
+            try:
+                self._reconcile()
+            finally:
+                if self.schedule:
+                    self._after(float(self.ctx.config.engine.reconcile_interval_s), Reconcile())
+        elif isinstance(message, CheckApprovals):
+            self._check_approvals()
+            if self.schedule:
+                self._after(1.0, CheckApprovals())
+        elif isinstance(message, Track):
+            self._track(message.position)
+        elif isinstance(message, ActorFailed):
+            self._failed(message)
+        elif isinstance(message, Restored):
+            self._restored(message)
+        elif isinstance(message, PositionClosed):
+            self._retire(message.state)
+        elif message == "actors":
+            return dict(self.actors)
+        elif message == "status":
+            return {"positions": len(self.actors), "parked": dict(self.parked)}
+        return None
+
+    def _after(self, seconds: float, message: Any) -> None:
+        ref, tracker = self.actor_ref, self.ctx.tracker
+        due = self.ctx.clock.now() + timedelta(seconds=seconds)
+        self.ctx.clock.call_at(due, lambda: tracker.tell(ref, message))
+
+    # --- reconciliation
+    def _reconcile(self) -> None:
+        try:
+            positions = self.broker.list_positions()
+        except Exception as exc:  # an outage: keep what runs, try again next time
+            self.ctx.metrics.inc("reconcile_errors")
+            self.ctx.log.event("reconcile_failed", error=repr(exc))
+            return
+        self.ctx.metrics.inc("reconciles")
+        seen = set()
+        for position in positions:
+            seen.add(position.symbol)
+            self._track(position)
+        for symbol, pid in list(self.symbols.items()):
+            if symbol not in seen and pid in self.actors:
+                self.ctx.tell(self.actors[pid], AdoptQuantity(0))
+        self._check_approvals()
+
+    def _track(self, position: Position) -> None:
+        pid = self.symbols.get(position.symbol)
+        if pid is None:
+            self._spawn(open_position(position))
+            self.ctx.log.event(
+                "position_new",
+                position=position.position_id,
+                symbol=position.symbol,
+                qty=position.qty,
+            )
+            return
+        if pid in self.actors:  # the actor ignores an unchanged quantity
+            self.ctx.tell(self.actors[pid], AdoptQuantity(position.qty))
+
+    def _check_approvals(self) -> None:
+        for approval_id in self.store.approvals():
+            pid = approval_id.rsplit(":", 1)[0]
+            if pid in self.actors:
+                self.ctx.tell(self.actors[pid], Approve(approval_id))
+                self.ctx.tell(self.ctx.store, _consume_approval(approval_id))
+
+    # --- actors
+    def _spawn(self, state: PositionState) -> None:
+        pid = state.position_id
+        if pid in self.parked:
+            return
+        policy = self.ctx.config.policy_for(state.symbol)
+        slot = QuoteSlot()
+        ref = self.actor_class.start(self.ctx, state, policy, slot)
+        self.actors[pid], self.symbols[state.symbol], self.states[pid] = ref, state.symbol, state
+        self.ctx.tell(self.ctx.quotes, Subscribe(state.symbol, ref, slot, tier_bars_needed(policy)))
+        self.ctx.metrics.inc("actors_started")
+        pending = state.pending
+        if pending is not None and not self.ctx.config.dry_run:
+            # it may have been sent before a crash: find out before anything else goes
+            self.ctx.tell(self.ctx.broker, Own((pending.intent.client_order_id,), ref))
+            self.ctx.tell(self.ctx.broker, Resolve(pending.intent, ref))
+
+    def _failed(self, message: ActorFailed) -> None:
+        pid = message.position_id
+        ref = self.actors.pop(pid, None)
+        state = self.states.get(pid)
+        if ref is not None and state is not None:
+            self.ctx.tell(self.ctx.quotes, Unsubscribe(state.symbol, ref))
+        now = self.ctx.clock.now()
+        recent = [t for t in self.restarts.get(pid, []) if now - t < RESTART_WINDOW]
+        self.ctx.log.event("actor_failed", position=pid, error=message.error, restarts=len(recent))
+        if len(recent) >= RESTART_BUDGET:
+            self.parked[pid] = message.error
+            self.ctx.metrics.inc("actors_parked")
+            self.ctx.log.event("actor_parked", position=pid, error=message.error)
+            self.ctx.tell(self.ctx.store, _park(self.parked))
+            return
+        self.restarts[pid] = [*recent, now]
+        self.ctx.metrics.inc("actor_restarts")
+        self.ctx.tell(self.ctx.store, Restore(pid))
+
+    def _restored(self, message: Restored) -> None:
+        # no snapshot means the position closed (its history was written): nothing to restart
+        if message.state is not None and message.position_id not in self.actors:
+            self._spawn(message.state)
+
+    def _retire(self, state: PositionState) -> None:
+        pid = state.position_id
+        ref = self.actors.pop(pid, None)
+        self.symbols.pop(state.symbol, None)
+        self.states.pop(pid, None)
+        self.ctx.metrics.inc("positions_closed")
+        if ref is not None:
+            self.ctx.tell(self.ctx.quotes, Unsubscribe(state.symbol, ref))
+            ref.stop(block=False)
+
+
+def _consume_approval(approval_id: str) -> Persist:
+    return Persist((("approvals", approval_id, None),))
+
+
+def _park(parked: dict[str, str]) -> Persist:
+    return Persist((("meta", "parked", dict(parked)),))

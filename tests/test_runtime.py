@@ -1,0 +1,249 @@
+"""The actor runtime on the simulated exchange, in virtual time: real pykka actors, real LMDB."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from conftest import ny
+from posactors.adapters.sim import SimExchange, SimFaults
+from posactors.model import Side
+from posactors.policy import parse_config
+from posactors.runtime.clock import VirtualClock
+from posactors.runtime.engine import Engine
+from posactors.runtime.position import PositionActor
+from posactors.store import StateStore, StoreError
+
+START = ny(2024, 3, 11, 9, 30)
+D = Decimal
+
+
+def config(**exits):
+    data = {"exits": exits, "market_data": {"poll_interval_s": 1, "stale_after_s": 10}}
+    cfg, _ = parse_config(data)
+    return cfg
+
+
+def account(tmp_path: Path, n: int, price="100", side=Side.LONG, faults=None, qty="100"):
+    sim = SimExchange(seed=1, faults=faults or SimFaults(), start=START, state_dir=tmp_path)
+    for i in range(n):
+        symbol = f"S{i:03d}"
+        sim.add_symbol(symbol, D(price), volatility=0.0)
+        sim.open_position(symbol, side, D(qty), D(price), START)
+    return sim
+
+
+def run(engine: Engine, sim: SimExchange, seconds: int, at: dict | None = None):
+    """Step one virtual second at a time; ``at`` maps a second to {symbol: price}."""
+    now = sim.now
+    for i in range(1, seconds + 1):
+        now = now + timedelta(seconds=1)
+        for symbol, price in (at or {}).get(i, {}).items():
+            sim.set_price(symbol, D(price))
+        sim.advance(now)
+        engine.step(now)
+    return now
+
+
+def make_engine(tmp_path, sim, cfg, actor_class=PositionActor):
+    return Engine(
+        cfg, sim, sim, state_dir=tmp_path, clock=VirtualClock(sim.now), actor_class=actor_class
+    )
+
+
+def filled_orders(sim):
+    return [o for o in sim.order_log() if Decimal(str(o["filled_qty"])) > 0]
+
+
+def test_exactly_the_positions_past_their_stop_exit_once(tmp_path):
+    sim = account(tmp_path, 20)
+    engine = make_engine(tmp_path, sim, config(stop_loss={"pct": 8}, take_profit={"pct": 10}))
+    engine.start()
+    try:
+        prices = {2: {"S003": "92", "S007": "91.5", "S011": "110", "S012": "109.99"}}
+        run(engine, sim, 5, prices)
+        orders = filled_orders(sim)
+        assert sorted(o["symbol"] for o in orders) == ["S003", "S007", "S011"]
+        assert all(Decimal(str(o["filled_qty"])) == 100 and o["side"] == "sell" for o in orders)
+        assert sim.duplicate_exits() == 0
+        assert len(engine.positions()) == 17
+    finally:
+        engine.stop()
+    with StateStore(tmp_path, readonly=True) as store:
+        reasons = Counter(r for h in store.history() for r in h["exit_reasons"])
+        assert reasons == {"stop_loss": 2, "take_profit": 1}
+        assert store.open_intents() == []
+        assert len(store.snapshots()) == 17
+
+
+def test_every_order_sent_was_journaled_first(tmp_path):
+    sim = account(tmp_path, 5)
+    engine = make_engine(tmp_path, sim, config(stop_loss={"pct": 5}))
+    engine.start()
+    try:
+        run(engine, sim, 3, {1: {f"S{i:03d}": "90" for i in range(5)}})
+    finally:
+        engine.stop()
+    with StateStore(tmp_path, readonly=True) as store:
+        journal = store.journal()
+    assert {o["client_order_id"] for o in sim.order_log()} <= set(journal)
+    assert all(e["status"] == "filled" for e in journal.values())
+
+
+class RaisingActor(PositionActor):
+    """Raises on every message for symbol S000 (a bug, or poisoned data)."""
+
+    def handle(self, message):
+        if self.state.symbol == "S000":
+            raise RuntimeError("boom")
+        return super().handle(message)
+
+
+def test_one_failing_actor_never_stops_the_others(tmp_path):
+    sim = account(tmp_path, 30)
+    engine = make_engine(tmp_path, sim, config(stop_loss={"pct": 8}), RaisingActor)
+    engine.start()
+    try:
+        run(
+            engine,
+            sim,
+            8,
+            {
+                1: {f"S{i:03d}": "91" for i in range(30)},
+                2: {"S000": "90"},
+                3: {"S000": "89"},
+                4: {"S000": "88"},
+                5: {"S000": "87"},
+            },
+        )
+        status = engine.status()
+    finally:
+        engine.stop()
+    symbols = sorted(o["symbol"] for o in filled_orders(sim))
+    assert symbols == [f"S{i:03d}" for i in range(1, 30)]
+    assert list(status["parked"]) == [p for p in status["parked"] if p.startswith("S000")]
+    assert len(status["parked"]) == 1
+
+
+FAILED: set[str] = set()
+
+
+class FailOnceActor(PositionActor):
+    """S001 raises once, on its first quote after reaching a high of 120."""
+
+    def handle(self, message):
+        from posactors.runtime.messages import QuoteReady
+
+        hit = isinstance(message, QuoteReady) and self.state.symbol == "S001"
+        if hit and self.state.hwm == D(120) and "S001" not in FAILED:
+            FAILED.add("S001")
+            raise RuntimeError("once")
+        return super().handle(message)
+
+
+def test_a_failed_actor_restarts_from_its_snapshot(tmp_path):
+    sim = account(tmp_path, 3)
+    cfg = config(stop_loss={"pct": 8}, trailing={"activate_gain_pct": 10, "trail_pct": 5})
+    engine = make_engine(tmp_path, sim, cfg, FailOnceActor)
+    engine.start()
+    try:
+        run(engine, sim, 4, {1: {"S001": "120"}, 2: {"S001": "119"}, 3: {"S001": "118"}})
+        states = {s.symbol: s for s in engine.positions().values()}
+        assert {"S001"} == FAILED
+        # the stop set at the 120 high survived the restart (snapshot), never lowered
+        assert states["S001"].effective_stop == D(114) and states["S001"].hwm == D(120)
+        run(engine, sim, 2, {1: {"S001": "114"}})
+    finally:
+        engine.stop()
+    assert [o["symbol"] for o in filled_orders(sim)] == ["S001"]
+
+
+def test_rate_limit_spreads_sends(tmp_path):
+    sim = account(tmp_path, 30)
+    cfg, _ = parse_config(
+        {
+            "exits": {"stop_loss": {"pct": 5}},
+            "broker": {"rate_limit_per_min": 60},
+            "market_data": {"poll_interval_s": 1},
+        }
+    )
+    engine = make_engine(tmp_path, sim, cfg)
+    engine.start()
+    try:
+        run(engine, sim, 25, {1: {f"S{i:03d}": "90" for i in range(30)}})
+    finally:
+        engine.stop()
+    from datetime import datetime
+
+    stamps = sorted(datetime.fromisoformat(o["submitted_at"]) for o in sim.order_log())
+    assert len(stamps) == 30
+    # 60 a minute: a burst of 15 (a quarter minute's worth), then one a second
+    per_second = Counter(s.replace(microsecond=0) for s in stamps)
+    assert max(per_second.values()) == 15 and per_second[stamps[0]] == 15
+    assert sorted(per_second.values()) == [1] * 15 + [15]
+
+
+def test_take_profit_waits_for_approval_then_sends(tmp_path):
+    sim = account(tmp_path, 2)
+    engine = make_engine(tmp_path, sim, config(take_profit={"pct": 10, "require_approval": True}))
+    engine.start()
+    try:
+        run(engine, sim, 3, {1: {"S000": "111"}})
+        assert filled_orders(sim) == []
+        pending = [s.approval for s in engine.positions().values() if s.approval]
+        assert len(pending) == 1
+        engine.approve(pending[0].approval_id)
+        run(engine, sim, 3, {1: {"S000": "105"}})
+    finally:
+        engine.stop()
+    assert [o["symbol"] for o in filled_orders(sim)] == ["S000"]
+
+
+def test_lost_submit_answer_is_resolved_by_lookup_not_resent(tmp_path):
+    sim = account(tmp_path, 4, faults=SimFaults(submit_timeout=1.0))
+    engine = make_engine(tmp_path, sim, config(stop_loss={"pct": 5}))
+    engine.start()
+    try:
+        run(engine, sim, 10, {1: {f"S{i:03d}": "90" for i in range(4)}})
+        counters = engine.metrics.snapshot()
+    finally:
+        engine.stop()
+    assert len(sim.order_log()) == 4 and sim.duplicate_exits() == 0
+    assert counters["unknown_outcomes"] >= 4 and counters["orders_resolved"] >= 4
+    assert all(o["status"] == "filled" for o in sim.order_log())
+
+
+def test_a_second_service_on_the_same_state_refuses(tmp_path):
+    sim = account(tmp_path, 1)
+    engine = make_engine(tmp_path, sim, config(stop_loss={"pct": 5}))
+    engine.start()
+    try:
+        other = make_engine(tmp_path, sim, config(stop_loss={"pct": 5}))
+        with pytest.raises(StoreError, match="another posactors service"):
+            other.start()
+    finally:
+        engine.stop()
+
+
+def test_restart_resumes_state_and_sends_nothing_twice(tmp_path):
+    sim = account(tmp_path, 5)
+    cfg = config(stop_loss={"pct": 8}, staircase={"steps": [{"at_gain_pct": 10, "lock_pct": 5}]})
+    engine = make_engine(tmp_path, sim, cfg)
+    engine.start()
+    run(engine, sim, 2, {1: {"S002": "111"}})
+    engine.stop()
+    sim.close()
+    sim = SimExchange(seed=1, start=START, state_dir=tmp_path)
+    engine = make_engine(tmp_path, sim, cfg)
+    engine.start()
+    try:
+        states = {s.symbol: s for s in engine.positions().values()}
+        assert states["S002"].effective_stop == D(105)  # the lock survived the restart
+        run(engine, sim, 2, {1: {"S002": "105"}})
+    finally:
+        engine.stop()
+    assert [o["symbol"] for o in sim.order_log()] == ["S002"]
