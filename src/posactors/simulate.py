@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import random
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -40,7 +42,7 @@ class SimulateOptions:
     seed: int = 0
     state_dir: Path | None = None
     speed: float | None = None  # virtual seconds per real second; None: as fast as possible
-    volatility: float = 0.0005  # per-second log-return stdev of the random walk
+    volatility: float = 0.25  # stdev of log returns per 6.5-hour session (a lively demo market)
     shorts_every: int = 10  # every Nth position is a short (0: none)
     faults: SimFaults = field(default_factory=SimFaults)
     log_path: Path | None = None
@@ -119,8 +121,9 @@ def _run(config: Config, options: SimulateOptions, state_dir: Path, live: bool) 
     end = start + timedelta(seconds=options.duration_s)
     display = _LiveDisplay(engine, observer) if live else None
     now = start
+    stop = _StopOnSignal()
     try:
-        while now < end:
+        while now < end and not stop.requested:
             now = min(now + step, end)
             sim.advance(now)
             engine.step(now)
@@ -138,6 +141,19 @@ def _run(config: Config, options: SimulateOptions, state_dir: Path, live: bool) 
             log_file.close()
     elapsed = time.perf_counter() - wall
     return _summary(engine, sim, observer, open_states, status, state_dir, start, now, elapsed)
+
+
+class _StopOnSignal:
+    """SIGINT/SIGTERM end the run cleanly at the next step (state flushed, summary printed)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self._request)
+
+    def _request(self, signum: int, frame: object) -> None:
+        self.requested = True
 
 
 def _pace(wall_start: float, target_s: float) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from posactors.calendar import ExchangeCalendar
 from posactors.model import OrderType
@@ -16,8 +16,10 @@ def next_deadline(
     """The earliest future time at which :func:`~posactors.rules.on_clock` may act.
 
     Time limits (max_hold), the open for an exit waiting on the market, the end
-    of a breaker's cooldown, and a working order's resubmission are the only
-    things that change with time alone; quotes drive everything else.
+    of a breaker's cooldown, a working order's resubmission, and for each tier
+    not yet done its window opening, its first eligible trading day and the end
+    of its cooldown: the things that change with time alone, while the price
+    may not move. Quotes drive everything else.
     """
     if not state.is_open:
         return None
@@ -39,4 +41,34 @@ def next_deadline(
     if stuck_possible and not pending.cancel_requested and pending.working_since is not None:
         wait = timedelta(seconds=float(policy.partial_fills.resubmit_after_s))
         due.append(pending.working_since + wait)
+    due.extend(_tier_deadlines(state, policy, now, calendar))
     return min((t for t in due if t > now), default=None)
+
+
+def _tier_deadlines(
+    state: PositionState, policy: ExitPolicy, now: datetime, calendar: ExchangeCalendar
+) -> list[datetime]:
+    due: list[datetime] = []
+    day = None
+    for tier in policy.tiers:
+        if tier.name in state.tiers_done:
+            continue
+        last = state.tier_attempts.get(tier.name)
+        if last is not None:
+            due.append(last + timedelta(minutes=float(tier.cooldown_min)))
+        if tier.window is not None:
+            due.append(_next_window_start(tier.window.start, now, calendar))
+        if day is None:
+            day = calendar.trading_day(state.opened_at, now)
+        if day < tier.trading_days.min:
+            due.append(calendar.open_after(state.opened_at, tier.trading_days.min - 1))
+    return due
+
+
+def _next_window_start(start: time, now: datetime, calendar: ExchangeCalendar) -> datetime:
+    session = calendar.session_of(now)
+    candidate = datetime.combine(session, start, tzinfo=calendar.tz)
+    if candidate <= now:
+        following = calendar.local_date(calendar.open_after(now, 1))
+        candidate = datetime.combine(following, start, tzinfo=calendar.tz)
+    return candidate

@@ -114,6 +114,9 @@ class BrokerActor(TrackedActor):
         ref, tracker = self.actor_ref, self.ctx.tracker
         self.broker.subscribe(lambda update: tracker.tell(ref, TradeUpdate(update)))
 
+    def on_core_failure(self, error: BaseException | None) -> None:
+        self.ctx.core_failed("BrokerActor", error)
+
     def handle(self, message: Any) -> Any:
         if isinstance(message, SendExit):
             intent = message.intent

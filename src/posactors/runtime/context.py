@@ -64,6 +64,13 @@ class RuntimeContext:
     quotes: pykka.ActorRef | None = None
     supervisor: pykka.ActorRef | None = None
     listeners: list[Callable[[ExitEvent], None]] = field(default_factory=list)
+    fatal: str | None = None  # set when an engine actor (not a position) died
+
+    def core_failed(self, actor: str, error: BaseException | None) -> None:
+        """An engine actor died: the engine cannot go on safely; say so loudly."""
+        self.fatal = f"{actor} failed: {error!r}"
+        self.metrics.inc("core_failures")
+        self.log.event("engine_actor_failed", actor=actor, error=repr(error))
 
     def emit(self, event: ExitEvent) -> None:
         """Tell every subscriber; a subscriber that raises is logged, never propagated."""

@@ -28,7 +28,7 @@ from posactors.policy import Config
 from posactors.runtime.broker import BrokerActor
 from posactors.runtime.clock import Clock, RealClock, VirtualClock
 from posactors.runtime.context import Metrics, RuntimeContext
-from posactors.runtime.messages import Drain, ExitEvent, Reconcile
+from posactors.runtime.messages import Drain, ExitEvent, Flush, Reconcile
 from posactors.runtime.position import PositionActor
 from posactors.runtime.quotes import Poll, PushQuotes, QuoteFanOut
 from posactors.runtime.store import StoreActor
@@ -38,6 +38,10 @@ from posactors.state import PositionState
 from posactors.store import ServiceLock, StateStore
 
 IDLE_TIMEOUT_S = 60.0
+
+
+class EngineFailed(RuntimeError):
+    """An engine actor (store, broker, fan-out, supervisor) died: stop and restart."""
 
 
 class Engine:
@@ -92,7 +96,7 @@ class Engine:
             listeners=self._listeners,
         )
         self.ctx = ctx
-        ctx.store = StoreActor.start(ctx, self.store)
+        ctx.store = StoreActor.start(ctx, self.store, auto_flush=not self.virtual)
         ctx.broker = BrokerActor.start(ctx, self.broker, auto_drain=not self.virtual)
         ctx.quotes = QuoteFanOut.start(ctx, self.market_data)
         ctx.supervisor = Supervisor.start(ctx, self.broker, self.store, self.actor_class)
@@ -149,10 +153,15 @@ class Engine:
                 return
             if not self.virtual:
                 return
+            ctx.tell(ctx.store, Flush())
+            if not self.tracker.wait_idle(timeout=IDLE_TIMEOUT_S):
+                return
             ctx.tell(ctx.broker, Drain())
             if not self.tracker.wait_idle(timeout=IDLE_TIMEOUT_S):
                 return
-            if self.tracker.in_flight == 0 and not ctx.broker.ask("queued", timeout=10):
+            if not ctx.broker.ask("queued", timeout=10) and not ctx.store.ask(
+                "buffered", timeout=10
+            ):
                 return
 
     # --- the library face
@@ -193,7 +202,14 @@ class Engine:
     def _running(self) -> RuntimeContext:
         if self.ctx is None:
             raise RuntimeError("the engine is not running")
+        if self.ctx.fatal is not None:
+            raise EngineFailed(self.ctx.fatal)
         return self.ctx
+
+    @property
+    def failed(self) -> str | None:
+        """Why the engine can no longer run safely (an engine actor died), or None."""
+        return None if self.ctx is None else self.ctx.fatal
 
 
 def _stop(ref: pykka.ActorRef | None) -> None:

@@ -65,27 +65,28 @@ TERMINAL_JOURNAL = {
 class QuoteSlot:
     """The latest quote for one actor; a newer quote replaces an unread one (coalescing)."""
 
-    __slots__ = ("_lock", "_quote", "_received", "_waiting")
+    __slots__ = ("_cycle", "_lock", "_quote", "_received", "_waiting")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._quote: Quote | None = None
         self._received = 0.0
+        self._cycle = 0
         self._waiting = False
 
-    def put(self, quote: Quote, received: float) -> bool:
+    def put(self, quote: Quote, received: float, cycle: int = 0) -> bool:
         """Store ``quote``; True when the actor must be told (it is not already due to read)."""
         with self._lock:
-            self._quote, notify = quote, not self._waiting
+            self._quote, self._cycle, notify = quote, cycle, not self._waiting
             if notify:
                 self._received = received  # the oldest unread arrival, for latency
             self._waiting = True
             return notify
 
-    def take(self) -> tuple[Quote | None, float]:
+    def take(self) -> tuple[Quote | None, float, int]:
         with self._lock:
             self._waiting = False
-            return self._quote, self._received
+            return self._quote, self._received, self._cycle
 
 
 def journal_entry(intent: ExitIntent, status: str, now: datetime, **fields: Any) -> dict:
@@ -103,18 +104,24 @@ def journal_entry(intent: ExitIntent, status: str, now: datetime, **fields: Any)
     return entry
 
 
+HWM_SNAPSHOT_S = 5.0  # a best price that moved no stop is saved at most this often
+
+
 def _material(state: PositionState) -> tuple:
-    """The parts of a state worth a snapshot (not the last price or quote time)."""
+    """The parts of a state that are saved as soon as they change.
+
+    Not the last price, quote time or bar volumes, and not the best price on
+    its own: a new high that raises no stop is saved within ``HWM_SNAPSHOT_S``
+    (every stop it does raise is saved at once, so no stop is ever lost).
+    """
     return (
         state.qty,
-        state.hwm,
         state.effective_stop,
         state.pending,
         state.tiers_done,
         state.deferred,
         state.approval,
         state.breaker,
-        state.last_bar_at,
     )
 
 
@@ -134,10 +141,12 @@ class PositionActor(TrackedActor):
         self.policy = policy
         self.slot = slot
         self._saved = _material(state)
+        self._saved_hwm: tuple = (state.hwm, None)
         self._timer: Timer | None = None
         self._timer_due: datetime | None = None
         self._bars_kept = tier_bars_needed(policy)
         self._stale_after = float(ctx.config.market_data.stale_after_s)
+        self._cycle = 0  # the fan-out cycle of the quote being evaluated, for the logs
 
     # --- lifecycle
     def on_start(self) -> None:
@@ -147,6 +156,8 @@ class PositionActor(TrackedActor):
     def on_stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self.state.is_open and self.state.hwm != self._saved_hwm[0]:
+            self._persist([], [], self.ctx.clock.now(), force=True)  # the last best price
         super().on_stop()
 
     def on_failure(self, exception_type, exception_value, traceback) -> None:
@@ -162,7 +173,7 @@ class PositionActor(TrackedActor):
     def handle(self, message: Any) -> Any:
         now = self.ctx.clock.now()
         if isinstance(message, QuoteReady):
-            quote, received = self.slot.take()
+            quote, received, self._cycle = self.slot.take()
             if quote is None:
                 return None
             self.ctx.metrics.inc("quotes")
@@ -180,6 +191,8 @@ class PositionActor(TrackedActor):
         elif isinstance(message, BarsUpdate):
             for bar in message.bars:
                 self.state = record_bar(self.state, bar.volume, bar.time, self._bars_kept)
+            # a completed bar may make a volume spike: judge it at the last price
+            self._apply(on_clock(self.state, self.policy, now, self.ctx.calendar), now)
         elif isinstance(message, Approve):
             self._approve(message.approval_id, now)
         elif isinstance(message, AdoptQuantity):
@@ -210,6 +223,7 @@ class PositionActor(TrackedActor):
                 self.ctx.metrics.inc("intents")
                 self.ctx.log.event(
                     "exit_decided",
+                    cycle=self._cycle,
                     position=pid,
                     symbol=symbol,
                     reason=str(intent.reason),
@@ -242,9 +256,13 @@ class PositionActor(TrackedActor):
 
     def _persist(self, ops: list, then: list, now: datetime, force: bool = False) -> None:
         material = _material(self.state)
-        if force or ops or material != self._saved:
+        hwm, saved_at = self._saved_hwm
+        hwm_due = self.state.hwm != hwm and (
+            saved_at is None or (now - saved_at).total_seconds() >= HWM_SNAPSHOT_S
+        )
+        if force or ops or hwm_due or material != self._saved:
             ops.append(("snapshots", self.state.position_id, state_to_dict(self.state)))
-            self._saved = material
+            self._saved, self._saved_hwm = material, (self.state.hwm, now)
         if ops:
             self.ctx.tell(self.ctx.store, Persist(tuple(ops), tuple(then)))
         else:

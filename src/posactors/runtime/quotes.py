@@ -70,10 +70,15 @@ class QuoteFanOut(TrackedActor):
         self._last_bar: dict[str, datetime] = {}
         self.stale: set[str] = set()
         self.consecutive_errors = 0
+        self.cycle = 0
+        self._bars_minute: datetime | None = None
         settings = ctx.config.market_data
         self._batch = settings.batch_size
         self._interval = float(settings.poll_interval_s)
         self._stale_after = timedelta(seconds=float(settings.stale_after_s))
+
+    def on_core_failure(self, error: BaseException | None) -> None:
+        self.ctx.core_failed("QuoteFanOut", error)
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, Poll):
@@ -111,6 +116,7 @@ class QuoteFanOut(TrackedActor):
             return
         symbols = sorted(self.subscribers)
         received = time.monotonic()
+        self.cycle += 1
         quotes: list[Quote] = []
         try:
             for chunk in chunks(symbols, self._batch):
@@ -121,9 +127,17 @@ class QuoteFanOut(TrackedActor):
             self.consecutive_errors += 1
             self.ctx.metrics.inc("data_errors")
             self.ctx.log.event(
-                "market_data_failed", error=repr(exc), in_a_row=self.consecutive_errors
+                "market_data_failed",
+                cycle=self.cycle,
+                error=repr(exc),
+                in_a_row=self.consecutive_errors,
             )
+            if self.consecutive_errors == self.ctx.config.engine.max_consecutive_errors:
+                self.ctx.metrics.inc("data_breaker_trips")
+                self.ctx.log.event("data_outage", cycle=self.cycle)
             return
+        if self.consecutive_errors >= self.ctx.config.engine.max_consecutive_errors:
+            self.ctx.log.event("data_recovered", cycle=self.cycle, after=self.consecutive_errors)
         self.consecutive_errors = 0
         self.ctx.metrics.inc("cycles")
         self._deliver(quotes, received)
@@ -134,7 +148,7 @@ class QuoteFanOut(TrackedActor):
     def _deliver(self, quotes: Any, received: float) -> None:
         now = self.ctx.clock.now()
         for quote in quotes:
-            key = (quote.last, quote.bid, quote.ask, quote.time)
+            key = (quote.last, quote.bid, quote.ask)
             subs = self.subscribers.get(quote.symbol)
             if not subs or self._last.get(quote.symbol) == key:
                 continue
@@ -145,12 +159,16 @@ class QuoteFanOut(TrackedActor):
             else:
                 self.stale.discard(quote.symbol)
             for ref, slot in subs:
-                if slot.put(quote, received):
+                if slot.put(quote, received, self.cycle):
                     self.tell(ref, QuoteReady())
 
     def _fetch_bars(self) -> dict[str, list[Bar]]:
         if not self.bars_needed or self.source is None:
             return {}
+        minute = self.ctx.clock.now().replace(second=0, microsecond=0)
+        if minute == self._bars_minute:
+            return {}  # a 1-minute bar completes once a minute: ask once a minute
+        self._bars_minute = minute
         limit = max(self.bars_needed.values())
         fresh: dict[str, list[Bar]] = {}
         for chunk in chunks(sorted(self.bars_needed), self._batch):

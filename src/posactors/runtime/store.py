@@ -2,7 +2,9 @@
 
 Receives :class:`Persist` batches (journal entries, snapshots, history) and
 writes everything that queued up meanwhile in one transaction: a burst of a
-thousand intents is one synced commit, not a thousand. Only after the commit
+thousand intents is one synced commit, not a thousand. In real time it commits
+as soon as its inbox is empty (so a lone intent waits for nothing); in virtual
+time it commits when the driver says :class:`Flush`, once every actor is idle. Only after the commit
 does it send the messages that depended on it, so an exit order is never sent
 before its intent is durable (write-ahead). If a write fails, those messages
 are dropped, the failure is logged and counted, and nothing is sent.
@@ -21,20 +23,28 @@ from posactors.store import StateStore, StoreError
 class StoreActor(TrackedActor):
     """Owns the :class:`StateStore` for writing; see the module docstring."""
 
-    def __init__(self, ctx: RuntimeContext, store: StateStore) -> None:
+    def __init__(self, ctx: RuntimeContext, store: StateStore, auto_flush: bool = True) -> None:
         super().__init__(ctx.tracker)
         self.ctx = ctx
         self.store = store
+        self.auto_flush = auto_flush
         self._ops: list[tuple[str, str, Any]] = []
         self._then: list[tuple[Any, Any]] = []
         self._flush_queued = False
         self.failed: str | None = None
 
+    def on_core_failure(self, error: BaseException | None) -> None:
+        self.ctx.core_failed("StoreActor", error)
+
     def handle(self, message: Any) -> Any:
         if isinstance(message, Persist):
             self._ops.extend(message.ops)
             self._then.extend(message.then)
-            if not self._flush_queued:
+            if not self.auto_flush:
+                return None
+            if self.actor_inbox.empty():
+                self._flush()  # nothing else waiting: commit now
+            elif not self._flush_queued:
                 self._flush_queued = True
                 self.tell(self.actor_ref, Flush())  # after what is queued now: a group
         elif isinstance(message, Flush):
@@ -45,6 +55,8 @@ class StoreActor(TrackedActor):
             self.ctx.tell(self.ctx.supervisor, Restored(message.position_id, state))
         elif message == "flush":  # ask(): tests and shutdown
             self._flush()
+        elif message == "buffered":
+            return len(self._ops)
         return None
 
     def _flush(self) -> None:

@@ -92,6 +92,9 @@ class Supervisor(TrackedActor):
                 ref.stop(block=True, timeout=5)
         super().on_stop()
 
+    def on_core_failure(self, error: BaseException | None) -> None:
+        self.ctx.core_failed("Supervisor", error)
+
     def handle(self, message: Any) -> Any:
         if isinstance(message, Reconcile):
             try:

@@ -114,6 +114,11 @@ class TrackedActor(pykka.ThreadingActor):
     def tell(self, ref: pykka.ActorRef, message: Any) -> bool:
         return self.tracker.tell(ref, message)
 
+    def on_failure(self, exception_type, exception_value, traceback) -> None:
+        failed = getattr(self, "on_core_failure", None)
+        if failed is not None:  # an engine actor, not a position: the engine must know
+            failed(exception_value)
+
     def _actor_loop_teardown(self) -> None:
         # pykka drops what is still queued when an actor stops; count it done first.
         dropped = 0
