@@ -247,3 +247,40 @@ def test_restart_resumes_state_and_sends_nothing_twice(tmp_path):
     finally:
         engine.stop()
     assert [o["symbol"] for o in sim.order_log()] == ["S002"]
+
+
+def test_broker_outage_trips_the_global_breaker_and_probes_slowly(tmp_path):
+    sim = account(tmp_path, 6, faults=SimFaults(submit_error=1.0, lookup_error=1.0))
+    engine = make_engine(tmp_path, sim, config(stop_loss={"pct": 5}))
+    engine.start()
+    try:
+        run(engine, sim, 60, {1: {f"S{i:03d}": "90" for i in range(6)}})
+        counters = engine.metrics.snapshot()
+    finally:
+        engine.stop()
+    assert counters["broker_breaker_trips"] == 1
+    # three calls fail in a row, then one request every 5 s while the broker is down
+    assert 3 <= counters["unknown_outcomes"] <= 3 + 60 / 5 + 1
+    assert counters["orders_sent"] >= 3 and sim.order_log() == []
+
+
+def test_kill_switch_trips_on_drawdown_and_exits_keep_working(tmp_path):
+    sim = account(tmp_path, 4)
+    cfg, _ = parse_config({
+        "exits": {"stop_loss": {"pct": 15}},
+        "engine": {"max_drawdown_pct": 5, "reconcile_interval_s": 1},
+        "market_data": {"poll_interval_s": 1},
+    })
+    engine = make_engine(tmp_path, sim, cfg)
+    engine.start()
+    try:
+        run(engine, sim, 3, {1: {f"S{i:03d}": "92" for i in range(4)}})  # -8% on everything
+        status = engine.status()
+        run(engine, sim, 3, {1: {"S001": "84"}})  # a stop still goes out
+    finally:
+        engine.stop()
+    assert status["kill_switch"] is not None and status["kill_switch"]["drawdown_pct"] == "8.00"
+    assert [o["symbol"] for o in filled_orders(sim)] == ["S001"]
+    with StateStore(tmp_path, readonly=True) as store:
+        assert Decimal(store.meta()["kill_switch"]["peak"]) == 40000
+        assert store.counters()["kill_switch_trips"] == 1

@@ -118,6 +118,7 @@ def collect(state_dir: Path, symbols: Sequence[str] = ()) -> tuple[list[dict], d
         "created_at": meta.get("created_at"),
         "writer": meta.get("writer"),
         "parked": meta.get("parked") or {},
+        "kill_switch": meta.get("kill_switch"),
         "positions": len(positions),
         "open_intents": [intent_view(e) for e in journal if keep(str(e.get("symbol", "")))],
         "approvals_requested": sorted(requested),
@@ -195,6 +196,9 @@ def render_text(positions: list[dict], summary: dict[str, Any]) -> str:
         )
     for pid, error in s["parked"].items():
         lines.append(f"  parked actor {pid}: {error}")
+    if s.get("kill_switch"):
+        k = s["kill_switch"]
+        lines.append(f"  KILL SWITCH tripped at {k['at']}: drawdown {k['drawdown_pct']}%")
     if s["counters"]:
         lines.append(
             "  counters: " + ", ".join(f"{k}={v}" for k, v in sorted(s["counters"].items()))

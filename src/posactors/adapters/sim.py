@@ -88,6 +88,8 @@ class SimExchange:
                 )
             self._now = datetime.fromisoformat(meta["now"])
             self._book.load(data["positions"], data["orders"], int(meta["counter"]))
+            self._book.basis = Decimal(meta.get("basis", "0"))
+            self._book.realized = Decimal(meta.get("realized", "0"))
             for symbol, record in data["symbols"].items():
                 self._feeds[symbol] = feed_from_record(seed, symbol, record)
         else:
@@ -305,6 +307,16 @@ class SimExchange:
             self._subscribers.append(callback)
 
     # --- inspection
+    def account_equity(self) -> Decimal:
+        """Cost of every position opened + realized P&L + open positions marked to market."""
+        with self._lock:
+            equity = self._book.basis + self._book.realized
+            for symbol, position in self._book.positions.items():
+                price = self._price(symbol)
+                if price is not None:
+                    equity += position.side.sign * (price - position.entry_price) * position.qty
+            return equity
+
     def order_log(self) -> list[dict[str, Any]]:
         """Every order the exchange created (REJECTED ones too; not those refused by an
         exception), in submission order, JSON-ready (Decimals and times as strings)."""
@@ -358,6 +370,8 @@ class SimExchange:
             "seed": self.seed,
             "counter": self._book.counter,
             "now": self._now.isoformat(),
+            "basis": str(self._book.basis),
+            "realized": str(self._book.realized),
         }
 
     def _write(self, changes: dict[bytes, Any]) -> None:

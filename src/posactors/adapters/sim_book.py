@@ -49,6 +49,8 @@ class SimBook:
         self.open: dict[str, SimOrder] = {}  # working orders, in submission order
         self._open_by_symbol: dict[str, dict[str, SimOrder]] = {}
         self.counter = 0
+        self.basis = ZERO  # cost of every position ever opened (the account's starting equity)
+        self.realized = ZERO  # P&L of every fill so far
         self.changes: Changes = {}
         self.updates: list[OrderUpdate] = []
 
@@ -79,6 +81,7 @@ class SimBook:
     ) -> None:
         if qty <= 0 or entry_price <= 0:
             raise ValueError(f"qty and entry_price must be > 0, got {qty} @ {entry_price}")
+        self.basis += qty * entry_price
         held = self.positions.get(symbol)
         if held is None:
             self._set_position(symbol, Position(symbol, side, qty, entry_price, opened_at))
@@ -201,6 +204,7 @@ class SimBook:
             self.finish(order, OrderStatus.CANCELED, now, reason="position gone")
             return
         rest = position.qty - qty
+        self.realized += position.side.sign * (price - position.entry_price) * qty
         self._set_position(symbol, replace(position, qty=rest) if rest > 0 else None)
         order.filled_qty += qty
         order.notional += qty * price

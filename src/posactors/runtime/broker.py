@@ -11,7 +11,10 @@ What it guarantees:
 - "duplicate client_order_id" means "already sent": it looks the order up;
 - retries are timers with capped exponential backoff, never a sleep;
 - order updates (pushed by the adapter, or found by lookup) reach the position
-  actor that owns the order.
+  actor that owns the order;
+- after ``max_consecutive_errors`` calls in a row without an answer, the broker
+  counts as down (the global breaker): one queued request is tried every
+  ``OUTAGE_PROBE_S`` instead of all of them, until one gets an answer.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from posactors.runtime.messages import (
 from posactors.runtime.tracker import TrackedActor
 
 MAX_BACKOFF_S = 60.0
+OUTAGE_PROBE_S = 5.0
 CANCEL_PRIORITY = -1
 
 
@@ -109,6 +113,7 @@ class BrokerActor(TrackedActor):
         self._bucket = TokenBucket(ctx.config.broker.rate_limit_per_min, ctx.clock.now())
         self._drain_timer = None
         self.consecutive_failures = 0
+        self._last_probe: datetime | None = None
 
     def on_start(self) -> None:
         ref, tracker = self.actor_ref, self.ctx.tracker
@@ -155,6 +160,14 @@ class BrokerActor(TrackedActor):
     def _drain(self) -> None:
         while self._queue:
             now = self.ctx.clock.now()
+            if self.in_outage:
+                if (
+                    self._last_probe is not None
+                    and (now - self._last_probe).total_seconds() < OUTAGE_PROBE_S
+                ):
+                    self._schedule_drain(self._last_probe + timedelta(seconds=OUTAGE_PROBE_S))
+                    return
+                self._last_probe = now
             if not self._bucket.take(now):
                 self.ctx.metrics.inc("rate_limited_waits")
                 self._schedule_drain(self._bucket.next_token_at(now))
@@ -240,9 +253,16 @@ class BrokerActor(TrackedActor):
         if found is not None:
             self._route(found)
 
+    @property
+    def in_outage(self) -> bool:
+        return self.consecutive_failures >= self.ctx.config.engine.max_consecutive_errors
+
     def _unknown(self, job: _Job, exc: BaseException) -> None:
         """No answer: look the order up later (backoff), never resend blindly."""
         self.consecutive_failures += 1
+        if self.consecutive_failures == self.ctx.config.engine.max_consecutive_errors:
+            self.ctx.metrics.inc("broker_breaker_trips")
+            self.ctx.log.event("broker_outage", in_a_row=self.consecutive_failures)
         self.ctx.metrics.inc("unknown_outcomes")
         self.ctx.log.event(
             "order_outcome_unknown", order=job.client_order_id, error=repr(exc), attempt=job.attempt

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pykka
@@ -29,6 +30,7 @@ from posactors.runtime.messages import (
     ActorFailed,
     AdoptQuantity,
     Approve,
+    ExitEvent,
     Own,
     Persist,
     PositionClosed,
@@ -81,6 +83,8 @@ class Supervisor(TrackedActor):
         self.states: dict[str, PositionState] = {}  # as spawned (symbol, id)
         self.restarts: dict[str, list[datetime]] = {}
         self.parked: dict[str, str] = {}
+        self.peak_equity: Decimal | None = None
+        self.kill_switch: dict | None = None
 
     def on_start(self) -> None:
         for state in self.store.snapshots().values():
@@ -117,7 +121,11 @@ class Supervisor(TrackedActor):
         elif message == "actors":
             return dict(self.actors)
         elif message == "status":
-            return {"positions": len(self.actors), "parked": dict(self.parked)}
+            return {
+                "positions": len(self.actors),
+                "parked": dict(self.parked),
+                "kill_switch": self.kill_switch,
+            }
         return None
 
     def _after(self, seconds: float, message: Any) -> None:
@@ -142,6 +150,41 @@ class Supervisor(TrackedActor):
             if symbol not in seen and pid in self.actors:
                 self.ctx.tell(self.actors[pid], AdoptQuantity(0))
         self._check_approvals()
+        self._check_drawdown()
+        counters = self.ctx.metrics.snapshot()
+        self.ctx.tell(self.ctx.store, Persist(tuple(StateStore.put_counters_op(counters))))
+
+    def _check_drawdown(self) -> None:
+        """The portfolio kill switch: trips once equity falls ``max_drawdown_pct`` below its peak.
+
+        posactors only ever closes positions, so tripping changes no exit: it
+        raises an alert, is recorded in the state (``tools/inspect`` shows it)
+        and stays tripped until a person clears it by restarting the service.
+        """
+        limit = self.ctx.config.engine.max_drawdown_pct
+        equity_of = getattr(self.broker, "account_equity", None)
+        if limit is None or equity_of is None:
+            return
+        try:
+            equity = Decimal(equity_of())
+        except Exception as exc:
+            self.ctx.log.event("equity_unavailable", error=repr(exc))
+            return
+        self.peak_equity = max(self.peak_equity or equity, equity)
+        if self.peak_equity <= 0 or self.kill_switch is not None:
+            return
+        drawdown = (self.peak_equity - equity) / self.peak_equity * 100
+        if drawdown >= limit:
+            self.kill_switch = {
+                "at": self.ctx.clock.now().isoformat(),
+                "equity": str(equity),
+                "peak": str(self.peak_equity),
+                "drawdown_pct": str(round(drawdown, 2)),
+            }
+            self.ctx.metrics.inc("kill_switch_trips")
+            self.ctx.log.event("kill_switch", **self.kill_switch)
+            self.ctx.emit(ExitEvent("alert", "*", "*", {"kill_switch": self.kill_switch}))
+            self.ctx.tell(self.ctx.store, Persist((("meta", "kill_switch", self.kill_switch),)))
 
     def _track(self, position: Position) -> None:
         pid = self.symbols.get(position.symbol)
