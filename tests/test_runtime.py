@@ -151,10 +151,12 @@ def test_a_failed_actor_restarts_from_its_snapshot(tmp_path):
     engine = make_engine(tmp_path, sim, cfg, FailOnceActor)
     engine.start()
     try:
-        run(engine, sim, 4, {1: {"S001": "120"}, 2: {"S001": "119"}, 3: {"S001": "118"}})
+        # 120 sets the trailing stop at 114; the actor dies on the next quote (121) and is
+        # restarted from its snapshot: at 118 it still knows the 120 high and the 114 stop
+        # (a fresh state would have taken 118 as its high and a stop of 112.10)
+        run(engine, sim, 4, {1: {"S001": "120"}, 2: {"S001": "121"}, 3: {"S001": "118"}})
         states = {s.symbol: s for s in engine.positions().values()}
-        assert {"S001"} == FAILED
-        # the stop set at the 120 high survived the restart (snapshot), never lowered
+        assert {"S001"} == FAILED and engine.metrics.snapshot()["actor_restarts"] == 1
         assert states["S001"].effective_stop == D(114) and states["S001"].hwm == D(120)
         run(engine, sim, 2, {1: {"S001": "114"}})
     finally:
@@ -266,11 +268,13 @@ def test_broker_outage_trips_the_global_breaker_and_probes_slowly(tmp_path):
 
 def test_kill_switch_trips_on_drawdown_and_exits_keep_working(tmp_path):
     sim = account(tmp_path, 4)
-    cfg, _ = parse_config({
-        "exits": {"stop_loss": {"pct": 15}},
-        "engine": {"max_drawdown_pct": 5, "reconcile_interval_s": 1},
-        "market_data": {"poll_interval_s": 1},
-    })
+    cfg, _ = parse_config(
+        {
+            "exits": {"stop_loss": {"pct": 15}},
+            "engine": {"max_drawdown_pct": 5, "reconcile_interval_s": 1},
+            "market_data": {"poll_interval_s": 1},
+        }
+    )
     engine = make_engine(tmp_path, sim, cfg)
     engine.start()
     try:

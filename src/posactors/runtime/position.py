@@ -15,6 +15,7 @@ Supervisor restarts it from its last snapshot.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -32,7 +33,9 @@ from posactors.rules import (
     on_order_update,
     on_quote,
 )
+from posactors.rules.bands import Band, inside, quiet_band
 from posactors.rules.deadlines import next_deadline
+from posactors.rules.quotes import trigger_price
 from posactors.rules.tiers import tier_bars_needed
 from posactors.runtime.clock import Timer
 from posactors.runtime.context import RuntimeContext
@@ -63,30 +66,94 @@ TERMINAL_JOURNAL = {
 
 
 class QuoteSlot:
-    """The latest quote for one actor; a newer quote replaces an unread one (coalescing)."""
+    """The latest quote for one actor, and the band inside which it need not be woken.
 
-    __slots__ = ("_cycle", "_lock", "_quote", "_received", "_waiting")
+    Coalescing: a newer quote replaces an unread one, so a busy actor reads only
+    the newest. Filtering: a quote whose trigger price lies strictly inside the
+    actor's quiet band (:func:`~posactors.rules.bands.quiet_band`) is kept
+    without waking the actor, since it could change nothing. While the actor
+    handles a message its band may be out of date, so every quote arriving then
+    wakes it; when done it publishes its new band and is woken at once if the
+    latest quote lies outside it. No quote that matters is ever skipped.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = (
+        "_band",
+        "_busy",
+        "_cycle",
+        "_fresh",
+        "_lock",
+        "_quote",
+        "_received",
+        "_trigger",
+        "_waiting",
+        "skipped",
+    )
+
+    def __init__(self, trigger: str = "last") -> None:
         self._lock = threading.Lock()
+        self._trigger = trigger
         self._quote: Quote | None = None
         self._received = 0.0
         self._cycle = 0
         self._waiting = False
+        self._busy = False
+        self._fresh = False  # the latest quote has not been evaluated
+        self._band: Band | None = None
+        self.skipped = 0
+
+    def _quiet(self, quote: Quote | None) -> bool:
+        if quote is None or self._band is None:
+            return False
+        bid, ask = quote.bid, quote.ask
+        if (
+            bid is not None
+            and ask is not None
+            and bid.is_finite()
+            and ask.is_finite()
+            and bid > ask
+        ):
+            return False  # a crossed book is counted by the actor
+        return inside(self._band, trigger_price(quote, self._trigger))
 
     def put(self, quote: Quote, received: float, cycle: int = 0) -> bool:
         """Store ``quote``; True when the actor must be told (it is not already due to read)."""
         with self._lock:
-            self._quote, self._cycle, notify = quote, cycle, not self._waiting
-            if notify:
-                self._received = received  # the oldest unread arrival, for latency
+            self._quote, self._cycle, self._fresh = quote, cycle, True
+            if self._waiting:
+                return False
+            if not self._busy and self._quiet(quote):
+                self.skipped += 1
+                return False
             self._waiting = True
-            return notify
+            self._received = received  # the oldest unread arrival, for latency
+            return True
 
     def take(self) -> tuple[Quote | None, float, int]:
         with self._lock:
-            self._waiting = False
+            self._waiting = self._fresh = False
             return self._quote, self._received, self._cycle
+
+    def begin(self) -> None:
+        """The actor starts handling a message: its band may go out of date."""
+        with self._lock:
+            self._busy = True
+
+    def finish(self, band: Band | None) -> bool:
+        """Publish the new band; True if the latest quote must be evaluated now."""
+        with self._lock:
+            self._busy, self._band = False, band
+            if self._fresh and not self._waiting and not self._quiet(self._quote):
+                self._waiting = True
+                return True
+            return False
+
+    def quiet_price(self) -> Decimal | None:
+        """The trigger price of an unread quote inside the band (it changes only the last price)."""
+        with self._lock:
+            if self._fresh and not self._waiting and self._quiet(self._quote):
+                return trigger_price(self._quote, self._trigger)
+            return None
 
 
 def journal_entry(intent: ExitIntent, status: str, now: datetime, **fields: Any) -> dict:
@@ -171,6 +238,14 @@ class PositionActor(TrackedActor):
 
     # --- messages
     def handle(self, message: Any) -> Any:
+        self.slot.begin()
+        try:
+            return self._handle(message)
+        finally:
+            if self.slot.finish(quiet_band(self.state, self.policy)):
+                self.tell(self.actor_ref, QuoteReady())
+
+    def _handle(self, message: Any) -> Any:
         now = self.ctx.clock.now()
         if isinstance(message, QuoteReady):
             quote, received, self._cycle = self.slot.take()
@@ -185,6 +260,7 @@ class PositionActor(TrackedActor):
             self._apply(evaluation, now, received)
         elif isinstance(message, Wake):
             self._timer, self._timer_due = None, None
+            self._use_quiet_price()
             self._apply(on_clock(self.state, self.policy, now, self.ctx.calendar), now)
         elif isinstance(message, OrderEvent):
             self._order_event(message.update, now)
@@ -192,6 +268,7 @@ class PositionActor(TrackedActor):
             for bar in message.bars:
                 self.state = record_bar(self.state, bar.volume, bar.time, self._bars_kept)
             # a completed bar may make a volume spike: judge it at the last price
+            self._use_quiet_price()
             self._apply(on_clock(self.state, self.policy, now, self.ctx.calendar), now)
         elif isinstance(message, Approve):
             self._approve(message.approval_id, now)
@@ -200,6 +277,12 @@ class PositionActor(TrackedActor):
         elif message == "state":
             return self.state
         return None
+
+    def _use_quiet_price(self) -> None:
+        """Take the price of a quote left unread in the band: it changes only the last price."""
+        price = self.slot.quiet_price()
+        if price is not None:
+            self.state = replace(self.state, last_price=price)
 
     # --- what the core decided
     def _apply(self, evaluation: Evaluation, now: datetime, received: float | None = None) -> None:

@@ -213,7 +213,7 @@ class Supervisor(TrackedActor):
         if pid in self.parked:
             return
         policy = self.ctx.config.policy_for(state.symbol)
-        slot = QuoteSlot()
+        slot = QuoteSlot(policy.trigger)
         ref = self.actor_class.start(self.ctx, state, policy, slot)
         self.actors[pid], self.symbols[state.symbol], self.states[pid] = ref, state.symbol, state
         self.ctx.tell(self.ctx.quotes, Subscribe(state.symbol, ref, slot, tier_bars_needed(policy)))
