@@ -36,6 +36,7 @@ from posactors.state import (
     PendingApproval,
     PositionState,
     apply_order_update,
+    evolve,
     record_bad_quote,
     record_error,
     record_intent,
@@ -87,11 +88,25 @@ class Evaluation:
 
 def observe_price(state: PositionState, policy: ExitPolicy, price: Decimal) -> PositionState:
     """Move the best price and the effective stop; the stop never becomes less favourable."""
+    return _observe(state, policy, price, state.last_quote_at)
+
+
+def _observe(
+    state: PositionState, policy: ExitPolicy, price: Decimal, quote_at: datetime | None
+) -> PositionState:
+    """:func:`observe_price` and the quote's time in one new state (the per-quote path)."""
     hwm = price if state.hwm is None else better(state.side, state.hwm, price)
     stop, source = raise_stop(
         policy, state.side, state.entry_price, hwm, state.effective_stop, state.stop_source
     )
-    return replace(state, hwm=hwm, effective_stop=stop, stop_source=source, last_price=price)
+    return evolve(
+        state,
+        hwm=hwm,
+        effective_stop=stop,
+        stop_source=source,
+        last_price=price,
+        last_quote_at=quote_at,
+    )
 
 
 def on_quote(
@@ -108,7 +123,7 @@ def on_quote(
         return Evaluation(record_bad_quote(state), rejected=problem)
     price = trigger_price(quote, policy.trigger)
     assert price is not None
-    state = replace(observe_price(state, policy, price), last_quote_at=quote.time)
+    state = _observe(state, policy, price, quote.time)
     return decide(state, policy, price, now, calendar)
 
 
@@ -189,7 +204,7 @@ def decide(
         if needs_person and not (state.approval is not None and state.approval.approved):
             if state.approval is None:
                 approval = PendingApproval(f"{state.position_id}:tp", reason, price or ONE, now)
-                state = replace(state, approval=approval)
+                state = evolve(state, approval=approval)
                 actions.append(AskApproval(approval))
             continue  # the lower rules may still act while a person decides
         return _act(state, policy, reason, qty, price, now, calendar, actions)
@@ -209,8 +224,8 @@ def _act(
     pending = state.pending
     if pending is not None:
         if reason.is_full and not pending.intent.reason.is_full and not pending.cancel_requested:
-            state = replace(state, pending=replace(pending, cancel_requested=True))
-            state = replace(state, deferred=reason, deferred_qty=None)
+            state = evolve(state, pending=replace(pending, cancel_requested=True))
+            state = evolve(state, deferred=reason, deferred_qty=None)
             actions.append(Cancel(pending.intent.client_order_id, reason))
         return Evaluation(state, tuple(actions))
     if state.breaker.is_open(now):
@@ -233,7 +248,7 @@ def _keep(state: PositionState, reason: ExitReason, qty: Decimal | None) -> Posi
         return state
     if state.deferred is not None and state.deferred.priority <= reason.priority:
         return state
-    return replace(state, deferred=reason, deferred_qty=None)
+    return evolve(state, deferred=reason, deferred_qty=None)
 
 
 def rule_settings(policy: ExitPolicy, reason: ExitReason) -> OrderSettings:
@@ -317,10 +332,10 @@ def _resubmit_if_stale(
     escalate = reason.kind.is_stop and pending.intent.order_type is not OrderType.MARKET
     if done >= policy.partial_fills.max_resubmits and not escalate:
         message = f"{state.symbol}: {reason} still has {pending.remaining} unfilled"
-        state = replace(state, pending=replace(pending, working_since=None))
+        state = evolve(state, pending=replace(pending, working_since=None))
         return Evaluation(state, (Alert(message),))
     remainder = None if reason.is_full else pending.remaining
-    state = replace(
+    state = evolve(
         state,
         pending=replace(pending, cancel_requested=True),
         deferred=reason,
@@ -354,7 +369,7 @@ def on_order_update(
         state = record_success(state)
     ended_unfilled = update.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED)
     if state.is_open and reason.is_full and ended_unfilled and not pending.cancel_requested:
-        state = replace(state, deferred=reason, deferred_qty=None)
+        state = evolve(state, deferred=reason, deferred_qty=None)
     return state, fill
 
 
