@@ -124,6 +124,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """The service against Alpaca, until SIGINT/SIGTERM."""
+    from posactors.service import run_service
+
+    config, warnings = load_config(args.config)
+    _warn(warnings)
+    if args.dry_run:
+        config = config.model_copy(update={"dry_run": True})
+    state_dir = Path(args.state) if args.state else Path(config.state.path)
+    return run_service(config, state_dir, live=sys.stdout.isatty())
+
+
 def cmd_approve(args: argparse.Namespace) -> int:
     """Approve a pending exit (a take-profit with ``require_approval``)."""
     from posactors.inspect_state import approve_main
@@ -175,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--log", metavar="FILE", help="append JSON event lines here")
     sim.add_argument("--json", action="store_true")
     sim.set_defaults(handler=cmd_simulate)
+
+    run = commands.add_parser("run", help="the service against Alpaca (APCA_* variables)")
+    run.add_argument("--config", required=True, metavar="FILE")
+    run.add_argument("--state", metavar="DIR", help="state directory (default: state.path)")
+    run.add_argument("--dry-run", action="store_true", help="decide and journal, send nothing")
+    run.set_defaults(handler=cmd_run)
 
     ap = commands.add_parser("approve", help="approve a pending exit")
     ap.add_argument("--state", required=True, metavar="DIR")

@@ -280,6 +280,10 @@ class AlpacaBroker:
         except parse.BadRecord as err:
             raise MalformedResponse(str(err)) from None
 
+    def account_equity(self) -> Decimal:
+        """The account's equity, for the portfolio kill switch."""
+        return self.account().equity
+
     def clock(self) -> MarketClock:
         """The broker's time and session (GET /v2/clock)."""
         raw = guarded("read", "clock", self._client.get_clock)

@@ -1,0 +1,105 @@
+"""``posactors run``: the service against Alpaca (or any Alpaca-compatible server).
+
+Starts the engine in real time on the broker's clock, reconciles with the
+account, runs until SIGINT/SIGTERM, then shuts down cleanly (state flushed,
+every actor stopped) and resumes from its state next time. Logs are JSON lines
+on stderr; on a terminal a live status table is drawn on stdout.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from posactors.calendar import xnys
+from posactors.log import EventLog
+from posactors.policy import Config
+from posactors.runtime.broker_clock import BrokerClock, BrokerSessionCalendar
+from posactors.runtime.engine import Engine
+
+EXIT_OK, EXIT_FAILURE = 0, 1
+
+
+def run_service(config: Config, state_dir: Path, live: bool = False) -> int:
+    """Run until a signal; 0 after a clean stop, 1 if the engine failed underneath."""
+    from posactors.adapters.alpaca import from_env
+
+    broker, market_data = from_env(config)  # InputError (exit 2) before anything starts
+    log = EventLog(stream=sys.stderr.buffer)
+    try:
+        clock = BrokerClock(
+            broker.clock, on_error=lambda exc: log.event("broker_clock_failed", error=repr(exc))
+        )
+    except Exception as exc:
+        log.event("broker_unreachable", error=repr(exc))
+        print(f"error: cannot read the broker's clock: {exc}", file=sys.stderr)
+        broker.close()
+        return EXIT_FAILURE
+    log = EventLog(stream=sys.stderr.buffer, now=clock.now)
+    calendar = BrokerSessionCalendar(xnys(), clock)
+    engine = Engine(
+        config, broker, market_data, state_dir=state_dir, clock=clock, calendar=calendar, log=log
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    status = EXIT_OK
+    try:
+        engine.start()
+        log.event("service_running", state=str(state_dir), dry_run=config.dry_run)
+        table = _StatusTable(engine) if live else None
+        while not stop.wait(1.0):
+            if engine.failed is not None:
+                log.event("service_failed", error=engine.failed)
+                status = EXIT_FAILURE
+                break
+            if table is not None:
+                table.update()
+        if table is not None:
+            table.close()
+    finally:
+        engine.stop()
+        broker.close()
+        close = getattr(market_data, "close", None)
+        if close is not None:
+            close()
+        log.event("service_stopped", status=status)
+    return status
+
+
+class _StatusTable:
+    """A rich live table of the service's counters (only on a terminal)."""
+
+    def __init__(self, engine: Engine) -> None:
+        from rich.live import Live
+
+        self.engine = engine
+        self.live = Live(auto_refresh=False)
+        self.live.start()
+        self._started = time.monotonic()
+
+    def update(self) -> None:
+        from rich.table import Table
+
+        counters = self.engine.metrics.snapshot()
+        status = self.engine.status()
+        table = Table(title=f"posactors run  {self.engine.clock.now().isoformat()}")
+        for name in ("positions", "quotes", "intents", "orders", "exits", "errors", "parked"):
+            table.add_column(name, justify="right")
+        exits = sum(v for k, v in counters.items() if k.startswith("exits_"))
+        table.add_row(
+            str(status["positions"]),
+            str(counters.get("quotes", 0)),
+            str(counters.get("intents", 0)),
+            str(counters.get("orders_sent", 0)),
+            str(exits),
+            str(counters.get("errors", 0) + counters.get("actor_failures", 0)),
+            str(len(status["parked"])),
+        )
+        self.live.update(table, refresh=True)
+
+    def close(self) -> None:
+        self.live.stop()

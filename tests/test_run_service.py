@@ -1,0 +1,171 @@
+"""``posactors run`` end to end: the real alpaca-py SDK over loopback against our Alpaca server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from alpaca_server import AlpacaServer
+from posactors.store import StateStore
+
+NY = ZoneInfo("America/New_York")
+CONFIG = """\
+exits:
+  stop_loss: {pct: 5}
+  take_profit: {pct: 20}
+market_data: {poll_interval_s: 0.2, stale_after_s: 30}
+broker: {request_timeout_s: 0.5}
+engine: {reconcile_interval_s: 1}
+"""
+
+
+@pytest.fixture
+def server() -> Iterator[AlpacaServer]:
+    with AlpacaServer() as srv:
+        srv.set_clock(datetime(2024, 3, 12, 10, 0, tzinfo=NY), is_open=True)
+        srv.set_position("AAPL", 100, "100")
+        srv.set_position("MSFT", 50, "200")
+        srv.set_price("AAPL", "101")
+        srv.set_price("MSFT", "201")
+        yield srv
+
+
+def start(server: AlpacaServer, tmp_path: Path, *extra: str) -> subprocess.Popen:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(CONFIG)
+    env = {**os.environ, **server.env()}
+    cmd = [
+        sys.executable,
+        "-m",
+        "posactors.cli",
+        "run",
+        "--config",
+        str(cfg),
+        "--state",
+        str(tmp_path / "state"),
+        *extra,
+    ]
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "log.jsonl", "ab")
+    )
+
+
+def wait_for(check: Callable[[], object], timeout: float = 30.0) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting")
+
+
+def orders(server: AlpacaServer, symbol: str) -> list[dict]:
+    return [o for o in server.orders if o["symbol"] == symbol]
+
+
+def events(tmp_path: Path) -> str:
+    return (tmp_path / "log.jsonl").read_text()
+
+
+def test_run_exits_the_position_past_its_stop_once_and_stops_cleanly(server, tmp_path):
+    proc = start(server, tmp_path)
+    try:
+        wait_for(lambda: '"service_running"' in events(tmp_path))
+        server.set_price("AAPL", "94.99")
+        wait_for(lambda: any(o["status"] == "filled" for o in orders(server, "AAPL")))
+        time.sleep(1.0)  # a few more polls and a reconcile: nothing more may be sent
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+    aapl = orders(server, "AAPL")
+    assert len(aapl) == 1 and aapl[0]["side"] == "sell" and float(aapl[0]["qty"]) == 100
+    assert orders(server, "MSFT") == []
+    with StateStore(tmp_path / "state", readonly=True) as store:
+        history = store.history()
+        assert [(h["symbol"], h["exit_reasons"]) for h in history] == [("AAPL", ["stop_loss"])]
+        assert store.open_intents() == []
+    assert '"service_stopped"' in events(tmp_path)
+
+
+def test_sigkill_between_submit_and_answer_then_restart_sends_one_exit(server, tmp_path):
+    proc = start(server, tmp_path)
+    try:
+        wait_for(lambda: '"service_running"' in events(tmp_path))
+        server.timeout_after_acting("POST", "/v2/orders", hold_s=5.0)
+        server.set_price("AAPL", "94")
+        wait_for(lambda: orders(server, "AAPL"))  # the order exists; its answer is held
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    with StateStore(tmp_path / "state", readonly=True) as store:
+        assert [e["status"] for e in store.open_intents()] == ["pending"]
+    proc = start(server, tmp_path)
+    try:
+
+        def closed() -> bool:
+            with StateStore(tmp_path / "state", readonly=True) as store:
+                return bool(store.history())
+
+        wait_for(closed)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+    assert len(orders(server, "AAPL")) == 1  # looked up by client_order_id, never resent
+    with StateStore(tmp_path / "state", readonly=True) as store:
+        assert store.open_intents() == []
+        assert [h["symbol"] for h in store.history()] == ["AAPL"]
+
+
+def test_dry_run_journals_and_sends_nothing(server, tmp_path):
+    proc = start(server, tmp_path, "--dry-run")
+    try:
+        wait_for(lambda: '"service_running"' in events(tmp_path))
+        server.set_price("AAPL", "90")
+        wait_for(lambda: '"exit_decided"' in events(tmp_path))
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+    assert server.orders == []
+    with StateStore(tmp_path / "state", readonly=True) as store:
+        assert [e["status"] for e in store.journal().values()] == ["dry_run"]
+
+
+def test_missing_keys_exit_2_before_anything_starts(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CONFIG)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APCA_")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "posactors.cli",
+            "run",
+            "--config",
+            str(cfg),
+            "--state",
+            str(tmp_path / "s"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and "APCA_API_KEY_ID" in done.stderr
+    assert not (tmp_path / "s").exists()
