@@ -58,13 +58,16 @@ def runtime_exits(tmp_path: Path, preset: str, position_text: str) -> list[tuple
     for order in sim.order_log():
         if Decimal(order["filled_qty"]) == 0:
             continue
-        intent = intent_from_dict(journal[order["client_order_id"]]["intent"])
+        entry = journal[order["client_order_id"]]
+        intent = intent_from_dict(entry["intent"])
+        # the fill's time: when the position actor heard of it (the same virtual instant);
+        # a broker-held stop was submitted long before it filled
         exits.append(
             (
                 str(intent.reason),
                 intent.side.value,
                 Decimal(order["filled_qty"]),
-                order["submitted_at"],
+                entry["updated_at"],
                 Decimal(order["filled_avg_price"]),
             )
         )

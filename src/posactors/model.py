@@ -190,6 +190,7 @@ class ExitIntent:
     attempt: int
     decided_at: datetime
     client_order_id: str
+    stop_price: Decimal | None = None  # a broker-held protective stop
 
 
 def client_order_id(position_id: str, reason: ExitReason, attempt: int) -> str:
@@ -201,6 +202,12 @@ def client_order_id(position_id: str, reason: ExitReason, attempt: int) -> str:
     digest = hashlib.sha1(f"{position_id}|{reason}".encode()).hexdigest()[:16]
     code = _REASON_CODES[reason.kind]
     return f"pa-{digest}-{code}-{attempt}"
+
+
+def protective_order_id(position_id: str, attempt: int) -> str:
+    """The id of a broker-held protective stop: ``pa-<hash>-ps-<attempt>``."""
+    digest = hashlib.sha1(f"{position_id}|protective".encode()).hexdigest()[:16]
+    return f"pa-{digest}-ps-{attempt}"
 
 
 _REASON_CODES = {
@@ -250,6 +257,7 @@ class OrderRequest:
             time_in_force=intent.time_in_force,
             client_order_id=intent.client_order_id,
             limit_price=intent.limit_price,
+            stop_price=intent.stop_price,
             extended_hours=intent.extended_hours,
         )
 

@@ -100,6 +100,8 @@ class PositionState:
     tier_attempts: Mapping[str, datetime] = field(default_factory=dict)
     attempts: Mapping[str, int] = field(default_factory=dict)
     pending: PendingExit | None = None
+    protective: PendingExit | None = None  # the broker-held stop (stop_loss.on_broker)
+    protective_prev: PendingExit | None = None  # the stop being replaced, until confirmed
     deferred: ExitReason | None = None
     deferred_qty: Decimal | None = None
     approval: PendingApproval | None = None
@@ -190,29 +192,42 @@ def record_intent(state: PositionState, intent: ExitIntent) -> PositionState:
     )
 
 
+ORDER_FIELDS = ("pending", "protective", "protective_prev")
+
+
+def order_field(state: PositionState, client_order_id: str) -> str | None:
+    """Which of the state's orders an id belongs to (the exit, the stop, the old stop)."""
+    for name in ORDER_FIELDS:
+        record = getattr(state, name)
+        if record is not None and record.intent.client_order_id == client_order_id:
+            return name
+    return None
+
+
 def apply_order_update(
     state: PositionState, update: OrderUpdate
 ) -> tuple[PositionState, Fill | None]:
-    """Apply a broker update to the exit in flight; returns the new fill, if any.
+    """Apply a broker update to the exit in flight or the protective stop; returns the new fill.
 
     Updates for another order, stale updates (a smaller cumulative quantity) and
-    repeats change nothing. A terminal update clears the exit in flight; a tier
-    with any fill is done and never fires again.
+    repeats change nothing. A terminal update clears that order; a tier with
+    any fill is done and never fires again.
     """
-    pending = state.pending
-    if pending is None or update.client_order_id != pending.intent.client_order_id:
+    name = order_field(state, update.client_order_id)
+    if name is None:
         return state, None
+    record: PendingExit = getattr(state, name)
     fill = None
-    delta = update.filled_qty - pending.filled_qty
+    delta = update.filled_qty - record.filled_qty
     if delta > 0 and update.filled_avg_price is not None:
         delta = min(delta, state.qty)
         total_value = update.filled_avg_price * update.filled_qty
-        price = (total_value - pending.filled_value) / delta if delta else update.filled_avg_price
+        price = (total_value - record.filled_value) / delta if delta else update.filled_avg_price
         pnl = state.side.sign * (price - state.entry_price) * delta
-        fill = Fill(pending.intent, delta, price, update.time, pnl)
-        pending = replace(
-            pending,
-            filled_qty=pending.filled_qty + delta,
+        fill = Fill(record.intent, delta, price, update.time, pnl)
+        record = replace(
+            record,
+            filled_qty=record.filled_qty + delta,
             filled_value=total_value,
             working_since=update.time,
         )
@@ -222,10 +237,19 @@ def apply_order_update(
             sold_qty=state.sold_qty + delta,
             realized_pnl=state.realized_pnl + pnl,
         )
-    pending = replace(pending, status=update.status)
+    record = replace(record, status=update.status)
     if not update.status.is_terminal:
-        return evolve(state, pending=pending), fill
-    return _finish(state, pending), fill
+        return evolve(state, **{name: record}), fill
+    if name == "pending":
+        return _finish(state, record), fill
+    exits = (*state.exits, str(record.intent.reason)) if record.filled_qty > 0 else state.exits
+    state = evolve(state, exits=exits, **{name: None})
+    if name == "protective" and record.filled_qty == 0 and state.protective_prev is not None:
+        # a replacement that never took: the stop it was to replace is still the live one
+        state = evolve(state, protective=state.protective_prev, protective_prev=None)
+    if not state.is_open:
+        state = evolve(state, approval=None, deferred=None, deferred_qty=None)
+    return state, fill
 
 
 def _finish(state: PositionState, pending: PendingExit) -> PositionState:

@@ -19,7 +19,7 @@ import multiprocessing
 import threading
 from bisect import bisect_left
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Literal
@@ -27,6 +27,7 @@ from typing import Literal
 from posactors.backtest.bars import DailyBar
 from posactors.backtest.entries import Entry
 from posactors.backtest.paths import Intrabar, SessionTimes, bar_path
+from posactors.backtest.results import OpenPosition, Outcome, Trade
 from posactors.calendar import ExchangeCalendar
 from posactors.model import ZERO, Position, Quote, Side
 from posactors.paper import PaperTrader
@@ -47,84 +48,6 @@ class Settings:
     commission_per_order: Decimal = ZERO
     commission_per_share: Decimal = ZERO
     approvals: Approvals = "grant"
-
-
-@dataclass(frozen=True, slots=True)
-class Trade:
-    """One exit order with a fill. ``pnl`` is net of commission; slippage is in the price."""
-
-    symbol: str
-    side: Side
-    entry_time: datetime
-    exit_time: datetime
-    qty: Decimal
-    entry_price: Decimal
-    exit_price: Decimal
-    reason: str
-    gross_pnl: Decimal
-    commission: Decimal
-    pnl: Decimal
-    full: bool
-
-
-@dataclass(frozen=True, slots=True)
-class OpenPosition:
-    """A position still open at the end of its symbol's data, valued at the last close."""
-
-    symbol: str
-    side: Side
-    entry_time: datetime
-    entry_price: Decimal
-    qty: Decimal
-    last_close: Decimal
-    last_session: str
-    unrealized_pnl: Decimal
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What one policy did with one symbol's entries."""
-
-    symbol: str
-    positions: int = 0
-    closed: int = 0
-    trades: list[Trade] = field(default_factory=list)
-    open: list[OpenPosition] = field(default_factory=list)
-    skipped: list[Entry] = field(default_factory=list)
-    position_bars: int = 0
-    quotes: int = 0
-    approvals: int = 0
-    alerts: list[str] = field(default_factory=list)
-
-    def __reduce__(self) -> tuple:
-        """Compact pickling for the trip back from a worker: trades as rows of text."""
-        rows = [
-            (t.symbol, t.side.value, t.entry_time, t.exit_time, t.reason, t.full,
-             str(t.qty), str(t.entry_price), str(t.exit_price), str(t.gross_pnl),
-             str(t.commission), str(t.pnl))
-            for t in self.trades
-        ]  # fmt: skip
-        counts = (self.positions, self.closed, self.position_bars, self.quotes, self.approvals)
-        return (_outcome, (self.symbol, counts, rows, self.open, self.skipped, self.alerts))
-
-
-def _outcome(
-    symbol: str,
-    counts: tuple[int, ...],
-    rows: list[tuple],
-    open_: list[OpenPosition],
-    skipped: list[Entry],
-    alerts: list[str],
-) -> Outcome:
-    positions, closed, position_bars, quotes, approvals = counts
-    trades = [
-        Trade(symbol_, Side(side), entry, exit_, *map(Decimal, numbers[:3]), reason,
-              *map(Decimal, numbers[3:]), full)
-        for symbol_, side, entry, exit_, reason, full, *numbers in rows
-    ]  # fmt: skip
-    return Outcome(
-        symbol, positions, closed, trades, open_, skipped, position_bars, quotes, approvals, alerts
-    )
 
 
 @dataclass(slots=True)

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from posactors.backtest.engine import OpenPosition, Outcome, Trade
+from posactors.backtest.results import OpenPosition, Outcome, Trade
 from posactors.calendar import ExchangeCalendar
 
 ZERO = Decimal(0)

@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from posactors.backtest.engine import Trade
+from posactors.backtest.results import Trade
 from posactors.backtest.runner import BacktestResult, PolicyResult
 from posactors.errors import InputError
 from posactors.output import fmt
@@ -75,7 +75,10 @@ def trade_record(trade: Trade, label: str | None) -> dict[str, Any]:
 
 
 def write_trades(path: Path, result: BacktestResult) -> None:
-    """Every exit, in exit-time order per policy; a leading ``policy`` column when comparing."""
+    """Every exit, in exit-time order per policy; a leading ``policy`` column when comparing.
+
+    ``qty`` is negative for a short, as in the entries file; ``pnl`` is net of commission.
+    """
     compare = len(result.policies) > 1
     try:
         handle = path.open("w", newline="", encoding="utf-8")

@@ -15,10 +15,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from posactors.backtest.bars import BarData, read_bars
-from posactors.backtest.engine import Job, Outcome, Settings, Trade, run_job
+from posactors.backtest.engine import Job, Settings, run_job
 from posactors.backtest.entries import DEFAULT_QTY, Entry, load_entries
 from posactors.backtest.metrics import ordered_trades, per_symbol, summarize
 from posactors.backtest.paths import resolution_warnings
+from posactors.backtest.results import Outcome, Trade
 from posactors.calendar import ExchangeCalendar
 from posactors.errors import InputError
 from posactors.policy import Config

@@ -29,6 +29,7 @@ from posactors.model import (
 from posactors.policy import EngineSettings, ExitPolicy, OrderSettings
 from posactors.rules.levels import better, gain_reached, raise_stop, stop_hit
 from posactors.rules.prices import limit_price
+from posactors.rules.protective import holds_the_stop
 from posactors.rules.quotes import quote_problem, trigger_price
 from posactors.rules.tiers import ready_tier_qty
 from posactors.state import (
@@ -151,6 +152,7 @@ def triggered(
         price is not None
         and state.effective_stop is not None
         and stop_hit(side, price, state.effective_stop)
+        and not holds_the_stop(state, policy)  # the broker's stop order fills it
     ):
         hits.append((ExitReason(state.stop_source or ExitKind.STOP_LOSS), None))
     if policy.max_hold is not None and _max_hold_reached(state, policy, now, calendar):
@@ -234,6 +236,12 @@ def _act(
     extended = policy.extended_hours and not regular and calendar.is_extended_hours(now)
     if not (regular or extended) or (extended and price is None):
         return Evaluation(_keep(state, reason, qty), tuple(actions))
+    protective = state.protective
+    if protective is not None:  # the broker holds the shares: cancel its stop first
+        if not protective.cancel_requested:
+            state = evolve(state, protective=replace(protective, cancel_requested=True))
+            actions.append(Cancel(protective.intent.client_order_id, reason))
+        return Evaluation(_wait_for_cancel(state, reason, qty), tuple(actions))
     force_market = escalates_to_market(state, policy, reason)
     intent = build_intent(state, policy, reason, qty, price, now, extended, force_market)
     if intent is None:
@@ -249,6 +257,15 @@ def _keep(state: PositionState, reason: ExitReason, qty: Decimal | None) -> Posi
     if state.deferred is not None and state.deferred.priority <= reason.priority:
         return state
     return evolve(state, deferred=reason, deferred_qty=None)
+
+
+def _wait_for_cancel(
+    state: PositionState, reason: ExitReason, qty: Decimal | None
+) -> PositionState:
+    """Remember the exit (a tier with its quantity) until the protective stop is cancelled."""
+    if state.deferred is not None and state.deferred.priority <= reason.priority:
+        return state
+    return evolve(state, deferred=reason, deferred_qty=None if reason.is_full else qty)
 
 
 def rule_settings(policy: ExitPolicy, reason: ExitReason) -> OrderSettings:
@@ -365,6 +382,10 @@ def on_order_update(
         state = record_error(
             state, update.time, message, engine.max_consecutive_errors, float(engine.cooldown_s)
         )
+        if state.protective is not None and "insufficient qty" in (update.reason or "").lower():
+            # 40310000: our own broker stop holds the shares: cancel it, then go again
+            qty = None if reason.is_full else pending.intent.qty
+            state = _wait_for_cancel(state, reason, qty)
     elif update.status is OrderStatus.FILLED:
         state = record_success(state)
     ended_unfilled = update.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED)

@@ -48,6 +48,7 @@ from posactors.runtime.messages import (
     Drain,
     OrderEvent,
     Own,
+    ReplaceExit,
     Resolve,
     SendExit,
     TradeUpdate,
@@ -92,11 +93,13 @@ class TokenBucket:
 
 @dataclass(frozen=True, slots=True)
 class _Job:
-    kind: str  # "send" | "cancel" | "resolve"
+    kind: str  # "send" | "cancel" | "resolve" | "replace"
     client_order_id: str
     intent: ExitIntent | None = None
     received: float | None = None
     attempt: int = 1
+    resend: bool = True  # resolve: send it if the broker does not have it
+    old: str | None = None  # replace: the order being replaced
 
 
 class BrokerActor(TrackedActor):
@@ -134,9 +137,20 @@ class BrokerActor(TrackedActor):
         elif isinstance(message, Resolve):
             self.owners[message.intent.client_order_id] = message.owner
             job = _Job(
-                "resolve", message.intent.client_order_id, message.intent, None, message.attempt
+                "resolve",
+                message.intent.client_order_id,
+                message.intent,
+                None,
+                message.attempt,
+                message.resend,
             )
             self._push(CANCEL_PRIORITY, job)
+        elif isinstance(message, ReplaceExit):
+            intent = message.intent
+            self.owners[intent.client_order_id] = message.owner
+            self.owners.setdefault(message.old_client_order_id, message.owner)
+            job = _Job("replace", intent.client_order_id, intent, old=message.old_client_order_id)
+            self._push(intent.reason.priority, job)
         elif isinstance(message, TradeUpdate):
             self._route(message.update)
             return None
@@ -190,6 +204,8 @@ class BrokerActor(TrackedActor):
             self._cancel(job)
         elif job.kind == "resolve":
             self._resolve(job)
+        elif job.kind == "replace":
+            self._replace(job)
         else:
             self._send(job)
 
@@ -233,9 +249,48 @@ class BrokerActor(TrackedActor):
         if found is not None:
             self.ctx.metrics.inc("orders_resolved")
             self._route(found)
+        elif job.intent is not None and not job.resend:
+            self._route(self._rejected(job.intent, "not found at the broker: it did not happen"))
         elif job.intent is not None:
             self.ctx.log.event("order_not_found_resending", order=job.client_order_id)
             self._send(_Job("send", job.client_order_id, job.intent, None, job.attempt))
+
+    def _replace(self, job: _Job) -> None:
+        """PATCH the live order; an unanswered replace is looked up, never repeated blindly."""
+        intent = job.intent
+        assert intent is not None and job.old is not None
+        self.ctx.metrics.inc("orders_replaced")
+        try:
+            update = self.broker.replace_order(
+                job.old, intent.client_order_id, qty=intent.qty, stop_price=intent.stop_price
+            )
+        except (InsufficientQty, OrderRejected, DuplicateOrder) as exc:
+            self._ok()
+            if isinstance(exc, DuplicateOrder):
+                self._resolve(_Job("resolve", intent.client_order_id, intent, resend=False))
+                return
+            self._route(self._rejected(intent, str(exc)))
+            self._lookup_and_route(job.old)
+            return
+        except RateLimited as exc:
+            self._bucket.paused_until = self.ctx.clock.now() + timedelta(seconds=exc.retry_after_s)
+            self._push(intent.reason.priority, job)
+            return
+        except (BrokerError, OSError, TimeoutError) as exc:
+            # it may have happened ("a replace that succeeds but answers an error"): look up
+            self._unknown(_Job("resolve", intent.client_order_id, intent, resend=False), exc)
+            return
+        self._ok()
+        self._route(update)
+        self._lookup_and_route(job.old)
+
+    def _lookup_and_route(self, client_order_id: str) -> None:
+        try:
+            found = self.broker.get_order_by_client_id(client_order_id)
+        except (BrokerError, OSError, TimeoutError):
+            return
+        if found is not None:
+            self._route(found)
 
     def _cancel(self, job: _Job) -> None:
         try:
@@ -267,7 +322,9 @@ class BrokerActor(TrackedActor):
         self.ctx.log.event(
             "order_outcome_unknown", order=job.client_order_id, error=repr(exc), attempt=job.attempt
         )
-        self._retry_later(_Job("resolve", job.client_order_id, job.intent, None, job.attempt + 1))
+        self._retry_later(
+            _Job("resolve", job.client_order_id, job.intent, None, job.attempt + 1, job.resend)
+        )
 
     def _retry_later(self, job: _Job) -> None:
         self.ctx.metrics.inc("retries")
@@ -279,7 +336,7 @@ class BrokerActor(TrackedActor):
                 due, lambda: tracker.tell(ref, CancelExit(job.client_order_id, owner))
             )
         elif job.intent is not None:
-            message = Resolve(job.intent, owner, job.attempt)
+            message = Resolve(job.intent, owner, job.attempt, job.resend)
             self.ctx.clock.call_at(due, lambda: tracker.tell(ref, message))
 
     def _ok(self) -> None:

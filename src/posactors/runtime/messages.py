@@ -86,6 +86,22 @@ class SendExit:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplaceExit:
+    """Replace the order ``old_client_order_id`` by ``intent`` (the protective stop)."""
+
+    old_client_order_id: str
+    intent: ExitIntent
+    owner: pykka.ActorRef
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignStop:
+    """A protective stop of ours is open at the broker for this position's symbol."""
+
+    client_order_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class CancelExit:
     client_order_id: str
     owner: pykka.ActorRef
@@ -93,11 +109,17 @@ class CancelExit:
 
 @dataclass(frozen=True, slots=True)
 class Resolve:
-    """Find out what became of an order whose submit had no answer."""
+    """Find out what became of an order whose submit had no answer.
+
+    Not found means never sent: it is sent then, under the same id, unless
+    ``resend`` is False (a replacement that may not have happened: it is
+    reported rejected, and the order it was to replace stays the live one).
+    """
 
     intent: ExitIntent
     owner: pykka.ActorRef
     attempt: int = 1
+    resend: bool = True
 
 
 @dataclass(frozen=True, slots=True)

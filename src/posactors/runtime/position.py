@@ -35,6 +35,7 @@ from posactors.rules import (
 )
 from posactors.rules.bands import Band, inside, quiet_band
 from posactors.rules.deadlines import next_deadline
+from posactors.rules.protective import PlaceStop, ReplaceStop, protect
 from posactors.rules.quotes import trigger_price
 from posactors.rules.tiers import tier_bars_needed
 from posactors.runtime.clock import Timer
@@ -46,15 +47,17 @@ from posactors.runtime.messages import (
     BarsUpdate,
     CancelExit,
     ExitEvent,
+    ForeignStop,
     OrderEvent,
     Persist,
     PositionClosed,
     QuoteReady,
+    ReplaceExit,
     SendExit,
     Wake,
 )
 from posactors.runtime.tracker import TrackedActor
-from posactors.state import PositionState, adopt_quantity, approve, record_bar
+from posactors.state import PositionState, adopt_quantity, approve, order_field, record_bar
 
 TERMINAL_JOURNAL = {
     OrderStatus.FILLED: "filled",
@@ -217,8 +220,10 @@ class PositionActor(TrackedActor):
 
     # --- lifecycle
     def on_start(self) -> None:
-        # durable from first sight: original_qty and the stop must survive any crash
-        self._persist([], [], self.ctx.clock.now(), force=True)
+        # durable from first sight: original_qty and the stop must survive any crash;
+        # with a broker-held stop, an unprotected position gets its stop at once
+        now = self.ctx.clock.now()
+        self._apply(Evaluation(self.state), now, force=True)
 
     def on_stop(self) -> None:
         if self._timer is not None:
@@ -274,6 +279,8 @@ class PositionActor(TrackedActor):
             self._approve(message.approval_id, now)
         elif isinstance(message, AdoptQuantity):
             self._adopt(message.qty, now)
+        elif isinstance(message, ForeignStop):
+            self._foreign_stop(message.client_order_id)
         elif message == "state":
             return self.state
         return None
@@ -285,11 +292,20 @@ class PositionActor(TrackedActor):
             self.state = replace(self.state, last_price=price)
 
     # --- what the core decided
-    def _apply(self, evaluation: Evaluation, now: datetime, received: float | None = None) -> None:
-        self.state = evaluation.state
-        ops: list[tuple[str, str, Any]] = []
+    def _apply(
+        self,
+        evaluation: Evaluation,
+        now: datetime,
+        received: float | None = None,
+        ops: list[tuple[str, str, Any]] | None = None,
+        force: bool = False,
+    ) -> None:
+        self.state, protective = protect(evaluation.state, self.policy, now)
+        ops = [] if ops is None else ops
         then: list[tuple[Any, Any]] = []
         pid, symbol = self.state.position_id, self.state.symbol
+        for action in protective:
+            self._protective(action, now, ops, then)
         for action in evaluation.actions:
             if isinstance(action, Submit):
                 intent = action.intent
@@ -335,7 +351,7 @@ class PositionActor(TrackedActor):
                 self.ctx.metrics.inc("alerts")
                 self.ctx.log.event("alert", position=pid, message=action.message)
                 self.ctx.emit(ExitEvent("alert", pid, symbol, {"message": action.message}))
-        self._persist(ops, then, now)
+        self._persist(ops, then, now, force=force)
 
     def _persist(self, ops: list, then: list, now: datetime, force: bool = False) -> None:
         material = _material(self.state)
@@ -353,16 +369,61 @@ class PositionActor(TrackedActor):
                 self.ctx.tell(ref, message)
         self._arm_timer(now)
 
+    def _protective(
+        self, action: PlaceStop | ReplaceStop, now: datetime, ops: list, then: list
+    ) -> None:
+        """Journal the broker-held stop's intent, then place or replace it (write-ahead)."""
+        intent = action.intent
+        dry = self.ctx.config.dry_run
+        ops.append(
+            (
+                "journal",
+                intent.client_order_id,
+                journal_entry(intent, "dry_run" if dry else "pending", now),
+            )
+        )
+        self.ctx.metrics.inc("protective_orders")
+        self.ctx.log.event(
+            "protective_stop",
+            position=self.state.position_id,
+            order=intent.client_order_id,
+            stop=intent.stop_price,
+            qty=intent.qty,
+            replaces=getattr(action, "old_client_order_id", None),
+        )
+        if dry:
+            return
+        if isinstance(action, PlaceStop):
+            then.append((self.ctx.broker, SendExit(intent, self.actor_ref)))
+        else:
+            then.append(
+                (self.ctx.broker, ReplaceExit(action.old_client_order_id, intent, self.actor_ref))
+            )
+
+    def _foreign_stop(self, client_order_id: str) -> None:
+        """A stop of ours at the broker that this state does not know: cancel it."""
+        known = {
+            r.intent.client_order_id
+            for r in (self.state.pending, self.state.protective, self.state.protective_prev)
+            if r is not None
+        }
+        if client_order_id not in known:
+            self.ctx.log.event(
+                "foreign_stop_cancelled", position=self.state.position_id, order=client_order_id
+            )
+            self.ctx.tell(self.ctx.broker, CancelExit(client_order_id, self.actor_ref))
+
     def _order_event(self, update: OrderUpdate, now: datetime) -> None:
-        pending = self.state.pending
-        if pending is None or pending.intent.client_order_id != update.client_order_id:
+        name = order_field(self.state, update.client_order_id)
+        if name is None:
             self.ctx.metrics.inc("order_updates_ignored")
             return
+        record = getattr(self.state, name)
         self.state, fill = on_order_update(self.state, update, self.ctx.config.engine)
         pid, symbol = self.state.position_id, self.state.symbol
         status = TERMINAL_JOURNAL.get(update.status, "working")
         entry = journal_entry(
-            pending.intent,
+            record.intent,
             status,
             now,
             filled_qty=str(update.filled_qty),
@@ -392,11 +453,8 @@ class PositionActor(TrackedActor):
             self._close(ops, now)
             return
         if update.status.is_terminal:  # a follow-up (after a cancel) may go at once
-            evaluation = on_clock(self.state, self.policy, now, self.ctx.calendar)
-            if evaluation.actions:
-                self._persist(ops, [], now, force=True)
-                self._apply(evaluation, now)
-                return
+            self._apply(on_clock(self.state, self.policy, now, self.ctx.calendar), now, ops=ops)
+            return
         self._persist(ops, [], now)
 
     def _close(self, ops: list, now: datetime) -> None:

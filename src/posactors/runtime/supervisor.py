@@ -30,7 +30,9 @@ from posactors.runtime.messages import (
     ActorFailed,
     AdoptQuantity,
     Approve,
+    CancelExit,
     ExitEvent,
+    ForeignStop,
     Own,
     Persist,
     PositionClosed,
@@ -47,6 +49,7 @@ from posactors.store import StateStore
 
 RESTART_BUDGET = 3
 RESTART_WINDOW = timedelta(minutes=10)
+ORPHAN_GRACE_S = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,7 @@ class Supervisor(TrackedActor):
         self.states: dict[str, PositionState] = {}  # as spawned (symbol, id)
         self.restarts: dict[str, list[datetime]] = {}
         self.parked: dict[str, str] = {}
+        self.orphans: dict[str, datetime] = {}  # our stops whose position is gone: first seen
         self.peak_equity: Decimal | None = None
         self.kill_switch: dict | None = None
 
@@ -149,10 +153,38 @@ class Supervisor(TrackedActor):
         for symbol, pid in list(self.symbols.items()):
             if symbol not in seen and pid in self.actors:
                 self.ctx.tell(self.actors[pid], AdoptQuantity(0))
+        self._check_protective_stops(seen)
         self._check_approvals()
         self._check_drawdown()
         counters = self.ctx.metrics.snapshot()
         self.ctx.tell(self.ctx.store, Persist(tuple(StateStore.put_counters_op(counters))))
+
+    def _check_protective_stops(self, positions: set[str]) -> None:
+        """Our stops open at the broker: a position's own actor checks it knows its stop;
+        one whose position is gone is cancelled after ``ORPHAN_GRACE_S`` (a fill in flight
+        may still need it)."""
+        try:
+            open_orders = self.broker.open_orders()
+        except Exception as exc:
+            self.ctx.log.event("open_orders_failed", error=repr(exc))
+            return
+        now = self.ctx.clock.now()
+        seen_orphans = set()
+        for request, _update in open_orders:
+            coid = request.client_order_id
+            if not (coid.startswith("pa-") and "-ps-" in coid):
+                continue
+            pid = self.symbols.get(request.symbol)
+            if request.symbol in positions and pid in self.actors:
+                self.ctx.tell(self.actors[pid], ForeignStop(coid))
+                continue
+            seen_orphans.add(coid)
+            first = self.orphans.setdefault(coid, now)
+            if (now - first).total_seconds() >= ORPHAN_GRACE_S:
+                self.ctx.log.event("orphan_stop_cancelled", order=coid, symbol=request.symbol)
+                self.ctx.metrics.inc("orphan_stops_cancelled")
+                self.ctx.tell(self.ctx.broker, CancelExit(coid, self.actor_ref))
+        self.orphans = {k: v for k, v in self.orphans.items() if k in seen_orphans}
 
     def _check_drawdown(self) -> None:
         """The portfolio kill switch: trips once equity falls ``max_drawdown_pct`` below its peak.
@@ -218,11 +250,18 @@ class Supervisor(TrackedActor):
         self.actors[pid], self.symbols[state.symbol], self.states[pid] = ref, state.symbol, state
         self.ctx.tell(self.ctx.quotes, Subscribe(state.symbol, ref, slot, tier_bars_needed(policy)))
         self.ctx.metrics.inc("actors_started")
-        pending = state.pending
-        if pending is not None and not self.ctx.config.dry_run:
-            # it may have been sent before a crash: find out before anything else goes
-            self.ctx.tell(self.ctx.broker, Own((pending.intent.client_order_id,), ref))
-            self.ctx.tell(self.ctx.broker, Resolve(pending.intent, ref))
+        if not self.ctx.config.dry_run:
+            # orders it may have sent before a crash: find out before anything else goes;
+            # a replacement that may not have happened is never sent again
+            replacing = state.protective_prev is not None
+            for record, resend in (
+                (state.pending, True),
+                (state.protective, not replacing),
+                (state.protective_prev, False),
+            ):
+                if record is not None:
+                    self.ctx.tell(self.ctx.broker, Own((record.intent.client_order_id,), ref))
+                    self.ctx.tell(self.ctx.broker, Resolve(record.intent, ref, resend=resend))
 
     def _failed(self, message: ActorFailed) -> None:
         pid = message.position_id

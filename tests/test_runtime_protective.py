@@ -1,0 +1,109 @@
+"""Broker-held protective stops (stop_loss.on_broker) on the simulated exchange, in virtual time."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from posactors.adapters.sim import SimExchange
+from posactors.model import Side
+from posactors.policy import parse_config
+from posactors.store import StateStore
+from test_runtime import START, account, filled_orders, make_engine, run
+
+D = Decimal
+STAIRS = {"steps": [{"at_gain_pct": 8, "lock_pct": 2}, {"at_gain_pct": 15, "lock_pct": 8}]}
+
+
+def config(**exits):
+    exits = {"stop_loss": {"pct": 8, "on_broker": True, "time_in_force": "gtc"}, **exits}
+    cfg, _ = parse_config({"exits": exits, "market_data": {"poll_interval_s": 1}})
+    return cfg
+
+
+def stops(sim: SimExchange, symbol: str | None = None) -> list[tuple[str, Decimal, Decimal]]:
+    return [
+        (req.symbol, req.stop_price, req.qty)
+        for req, _ in sim.open_orders(symbol)
+        if req.order_type.value == "stop"
+    ]
+
+
+def test_every_position_is_protected_at_once_and_the_stop_only_rises(tmp_path):
+    sim = account(tmp_path, 3)
+    engine = make_engine(tmp_path, sim, config(staircase=STAIRS))
+    engine.start()
+    try:
+        run(engine, sim, 1)
+        assert sorted(stops(sim)) == [(f"S00{i}", D("92.00"), D(100)) for i in range(3)]
+        run(engine, sim, 3, {1: {"S001": "108"}, 2: {"S001": "105"}})  # lock +2%, then dip
+        assert stops(sim, "S001") == [("S001", D("102.00"), D(100))]
+        run(engine, sim, 2, {1: {"S001": "116"}})  # lock +8%
+        assert stops(sim, "S001") == [("S001", D("108.00"), D(100))]
+        run(engine, sim, 2, {1: {"S001": "107.5"}})  # the broker's stop fills it
+        assert stops(sim, "S001") == []
+    finally:
+        engine.stop()
+    fills = filled_orders(sim)
+    assert [(o["symbol"], o["type"], o["filled_qty"]) for o in fills] == [("S001", "stop", "100")]
+    assert sim.duplicate_exits() == 0
+    with StateStore(tmp_path, readonly=True) as store:
+        assert [(h["symbol"], h["exit_reasons"]) for h in store.history()] == [
+            ("S001", ["staircase"])
+        ]
+
+
+def test_another_exit_cancels_the_stop_first_then_replaces_it_for_the_rest(tmp_path):
+    tier = {"name": "half", "sell_pct": 50, "gain_pct": {"min": 5}}
+    sim = account(tmp_path, 1)
+    engine = make_engine(tmp_path, sim, config(tiers=[tier]))
+    engine.start()
+    try:
+        run(engine, sim, 3, {1: {"S000": "106"}})
+        counters = engine.metrics.snapshot()
+    finally:
+        engine.stop()
+    log = sim.order_log()
+    assert [(o["type"], o["status"], o["qty"]) for o in log] == [
+        ("stop", "canceled", "100"),  # first protection, cancelled to free the shares
+        ("market", "filled", "50"),  # the tier
+        ("stop", "new", "50"),  # protection again, for what is left
+    ]
+    assert stops(sim) == [("S000", D("92.00"), D(50))]
+    assert counters.get("orders_rejected", 0) == 0  # never a 40310000
+
+
+def test_a_take_profit_cancels_the_stop_then_closes_the_position(tmp_path):
+    sim = account(tmp_path, 2)
+    engine = make_engine(tmp_path, sim, config(take_profit={"pct": 10}))
+    engine.start()
+    try:
+        run(engine, sim, 3, {1: {"S000": "111"}})
+    finally:
+        engine.stop()
+    assert [(o["symbol"], o["type"]) for o in filled_orders(sim)] == [("S000", "market")]
+    assert stops(sim) == [("S001", D("92.00"), D(100))]
+    assert sim.duplicate_exits() == 0
+
+
+def test_restart_keeps_the_same_stop_and_protects_a_position_opened_meanwhile(tmp_path):
+    sim = account(tmp_path, 2)
+    cfg = config(staircase=STAIRS)
+    engine = make_engine(tmp_path, sim, cfg)
+    engine.start()
+    run(engine, sim, 2, {1: {"S000": "109"}})
+    engine.stop()
+    before = sorted(stops(sim))
+    sim.open_position("NEW", Side.LONG, D(10), D(50), START)
+    sim.add_symbol("NEW", D(50), volatility=0.0)
+    sim.close()
+    sim = SimExchange(seed=1, start=START, state_dir=tmp_path)
+    engine = make_engine(tmp_path, sim, cfg)
+    engine.start()
+    try:
+        run(engine, sim, 2)
+    finally:
+        engine.stop()
+    after = sorted(stops(sim))
+    assert [s for s in after if s[0] != "NEW"] == before  # resolved by lookup, not placed twice
+    assert ("NEW", D("46.00"), D(10)) in after  # the unprotected position got its stop at once
+    assert before[0] == ("S000", D("102.00"), D(100))
