@@ -288,3 +288,24 @@ def test_kill_switch_trips_on_drawdown_and_exits_keep_working(tmp_path):
     with StateStore(tmp_path, readonly=True) as store:
         assert Decimal(store.meta()["kill_switch"]["peak"]) == 40000
         assert store.counters()["kill_switch_trips"] == 1
+
+
+def test_a_quantity_changed_elsewhere_is_adopted_and_a_vanished_position_retired(tmp_path):
+    sim = account(tmp_path, 2)
+    cfg, _ = parse_config(
+        {
+            "exits": {"stop_loss": {"pct": 8}},
+            "engine": {"reconcile_interval_s": 1},
+            "market_data": {"poll_interval_s": 1},
+        }
+    )
+    engine = make_engine(tmp_path, sim, cfg)
+    engine.start()
+    try:
+        sim.open_position("S000", Side.LONG, D(50), D(100), START)  # bought more elsewhere
+        run(engine, sim, 3)
+        states = {s.symbol: s for s in engine.positions().values()}
+    finally:
+        engine.stop()
+    assert (states["S000"].qty, states["S000"].original_qty) == (D(150), D(100))
+    assert states["S001"].qty == D(100)

@@ -280,6 +280,11 @@ class AlpacaBroker:
         except parse.BadRecord as err:
             raise MalformedResponse(str(err)) from None
 
+    def use_clock(self, now: Clock) -> None:
+        """Read "now" from the engine's clock (the broker's own, under ``run``): update
+        times and the opening time of a position with no order history come from it."""
+        self._now = now
+
     def account_equity(self) -> Decimal:
         """The account's equity, for the portfolio kill switch."""
         return self.account().equity

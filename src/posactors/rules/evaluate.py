@@ -371,7 +371,17 @@ def on_order_update(
     next chance instead of being forgotten.
     """
     pending = state.pending
+    protective = state.protective
     state, fill = apply_order_update(state, update)
+    if (
+        protective is not None
+        and update.client_order_id == protective.intent.client_order_id
+        and update.status is OrderStatus.REJECTED
+    ):  # a stop the broker refuses: count it, so a refusal loop trips the breaker
+        message = f"protective stop rejected: {update.reason or 'no reason given'}"
+        return record_error(
+            state, update.time, message, engine.max_consecutive_errors, float(engine.cooldown_s)
+        ), fill
     if pending is None or update.client_order_id != pending.intent.client_order_id:
         return state, fill
     if not update.status.is_terminal:

@@ -79,6 +79,9 @@ class Engine:
     def start(self) -> None:
         """Open the state (refusing a second service on it), start the actors, reconcile."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        use_clock = getattr(self.broker, "use_clock", None)
+        if use_clock is not None:  # an adapter that stamps times takes the engine's clock
+            use_clock(self.clock.now)
         self._lock = ServiceLock(self.state_dir)
         self._lock.acquire()
         try:

@@ -247,7 +247,7 @@ class Supervisor(TrackedActor):
         policy = self.ctx.config.policy_for(state.symbol)
         slot = QuoteSlot(policy.trigger)
         ref = self.actor_class.start(self.ctx, state, policy, slot)
-        self.actors[pid], self.symbols[state.symbol], self.states[pid] = ref, state.symbol, state
+        self.actors[pid], self.symbols[state.symbol], self.states[pid] = ref, pid, state
         self.ctx.tell(self.ctx.quotes, Subscribe(state.symbol, ref, slot, tier_bars_needed(policy)))
         self.ctx.metrics.inc("actors_started")
         if not self.ctx.config.dry_run:
