@@ -70,6 +70,7 @@ class AlpacaServer:
         self.price_times: dict[str, datetime] = {}
         self.positions_extra: list[Any] = []  # raw entries appended to GET /v2/positions
         self._clock_at = (datetime.now(UTC), time.monotonic())
+        self.speed = 1.0  # server seconds per real second (a whole session in seconds)
         self._clock_open = True
         self._next: tuple[datetime, datetime] | None = None
         self._sockets: list[WebSocket] = []
@@ -119,7 +120,7 @@ class AlpacaServer:
     # --- the account
     def now(self) -> datetime:
         at, mono = self._clock_at
-        return at + timedelta(seconds=time.monotonic() - mono)
+        return at + timedelta(seconds=(time.monotonic() - mono) * self.speed)
 
     def set_clock(
         self,

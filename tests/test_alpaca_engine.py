@@ -140,6 +140,11 @@ def test_a_tier_exit_with_a_held_stop_never_meets_40310000(server, tmp_path):
     sells = [o for o in orders(server, "AAPL") if o["type"] == "market"]
     assert [(o["status"], D(o["filled_qty"])) for o in sells] == [("filled", D(50))]
     assert counters.get("orders_rejected", 0) == 0
+    print(
+        f"\n500-position session: {len(filled)} exits, {len(server.orders)} orders, "
+        f"{counters.get('quotes', 0)} quotes evaluated, {counters.get('cycles', 0)} polls, "
+        f"{counters.get('reconciles', 0)} reconciles"
+    )
 
 
 def test_40310000_from_a_stop_we_did_not_know_is_cleared_and_the_exit_goes(server, tmp_path):
@@ -263,3 +268,110 @@ def test_seed_002_market_closes_with_an_exit_pending(server, tmp_path):
     with StateStore(tmp_path / "state", readonly=True) as store:
         snapshot = next(iter(store.snapshots().values()))
     assert snapshot.qty == D(6) and snapshot.sold_qty == D(4)  # counted once, cumulatively
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["5xx", "429", "stall", "timeout_after_acting", "stream_drop"],
+)
+def test_every_fault_on_submit_recovers_with_one_exit(server, tmp_path, fault):
+    server.set_position("AAPL", 10, "100")
+    server.set_price("AAPL", "100")
+    engine = engine_for(server, tmp_path, {"stop_loss": {"pct": 1}})
+    engine.start()
+    try:
+        if fault == "5xx":
+            server.fail_next("POST", "/v2/orders", status=503, times=2)
+        elif fault == "429":
+            server.rate_limit_next("POST", "/v2/orders", retry_after="1")
+        elif fault == "stall":
+            server.stall_next("POST", "/v2/orders", hold_s=2.0)
+        elif fault == "timeout_after_acting":
+            server.timeout_after_acting("POST", "/v2/orders", hold_s=2.0)
+        else:
+            server.drop_streams()
+        server.set_price("AAPL", "98")
+        wait_for(lambda: any(o["status"] == "filled" for o in orders(server, "AAPL")))
+        wait_for(lambda: not engine.positions())
+        time.sleep(0.5)
+    finally:
+        stop(engine)
+    assert len(orders(server, "AAPL")) == 1
+    with StateStore(tmp_path / "state", readonly=True) as store:
+        assert store.open_intents() == []
+        assert [h["exit_reasons"] for h in store.history()] == [["stop_loss"]]
+
+
+def test_trailing_and_max_hold_end_to_end(server, tmp_path):
+    server.set_position("TRL", 10, "100")
+    server.set_position("OLD", 10, "100")
+    server.set_price("TRL", "100")
+    server.set_price("OLD", "100")
+    server.speed = 600.0  # ten server minutes a real second: max_hold of 1 hour in ~6 s
+    engine = engine_for(
+        server,
+        tmp_path,
+        {"trailing": {"activate_gain_pct": 5, "trail_pct": 2}, "max_hold": {"hours": 1}},
+    )
+    engine.start()
+    try:
+        server.set_price("TRL", "110")
+        wait_for(lambda: any(s.hwm == D(110) for s in engine.positions().values()))
+        server.set_price("TRL", "107.8")  # 110 - 2%
+        wait_for(lambda: len([o for o in orders(server) if o["status"] == "filled"]) == 2)
+    finally:
+        stop(engine)
+    with StateStore(tmp_path / "state", readonly=True) as store:
+        reasons = {h["symbol"]: h["exit_reasons"] for h in store.history()}
+    assert reasons == {"TRL": ["trailing"], "OLD": ["max_hold"]}
+
+
+def test_a_500_position_account_through_a_whole_session_sends_no_order_twice(server, tmp_path):
+    """A full regular session (6.5 h) of server time in about 20 s: 500 positions, prices
+    random-walking, the Fleece preset (+2% / -1%), reconciles and a rate limit on the way."""
+    import random
+
+    rng = random.Random(5)
+    symbols = [f"S{i:03d}" for i in range(500)]
+    prices = {}
+    for symbol in symbols:
+        prices[symbol] = D(str(round(rng.uniform(20, 200), 2)))
+        server.set_position(symbol, rng.choice([10, 20, 50]), prices[symbol])
+        server.set_price(symbol, prices[symbol])
+    server.set_clock(datetime(2024, 3, 12, 9, 30, tzinfo=NY), is_open=True)
+    server.speed = 1200.0  # 6.5 h in 19.5 s
+    engine = engine_for(
+        server,
+        tmp_path,
+        {"take_profit": {"pct": 2}, "stop_loss": {"pct": 1}},
+        engine={"reconcile_interval_s": 60},
+    )
+    engine.start()
+    end = datetime(2024, 3, 12, 16, 0, tzinfo=NY)
+    try:
+        while server.now() < end:
+            for symbol in rng.sample(symbols, 100):
+                prices[symbol] = max(
+                    D("1"), (prices[symbol] * D(str(1 + rng.gauss(0, 0.004)))).quantize(D("0.01"))
+                )
+                server.set_price(symbol, prices[symbol])
+            time.sleep(0.05)
+        time.sleep(1.0)
+        counters = engine.metrics.snapshot()
+    finally:
+        stop(engine)
+    by_symbol: dict[str, list[dict]] = {}
+    for order in server.orders:
+        by_symbol.setdefault(order["symbol"], []).append(order)
+    filled = [o for o in server.orders if D(o["filled_qty"]) > 0]
+    assert len(filled) > 100  # a lively session
+    assert all(len(v) == 1 for v in by_symbol.values())  # one exit order per position, ever
+    with StateStore(tmp_path / "state", readonly=True) as store:
+        assert store.open_intents() == []
+        assert len(store.history()) == len(filled)
+    assert counters.get("orders_rejected", 0) == 0
+    print(
+        f"\n500-position session: {len(filled)} exits, {len(server.orders)} orders, "
+        f"{counters.get('quotes', 0)} quotes evaluated, {counters.get('cycles', 0)} polls, "
+        f"{counters.get('reconciles', 0)} reconciles"
+    )
