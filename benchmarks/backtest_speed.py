@@ -6,12 +6,16 @@
 One run is what ``posactors backtest`` does: read and validate every row of the file,
 make the entries, drive every position through the core, compute the metrics. The
 figure is the file's good bars divided by the median wall time of ``--runs`` runs.
-In the same invocation, the same runs with one process give the baseline ratio.
+In the same invocation, the same runs with one process give the baseline ratio. The
+CPU seconds (workers included) and the load average are printed beside it: on a
+shared machine the wall time says as much about the neighbours as about the code.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
 import sys
 import time
@@ -27,25 +31,36 @@ DATA = ROOT.parent / "shared" / "data" / "us_equities_daily_2015_2019.csv.gz"
 PRESETS = ("catalyst", "fleece", "sentinel", "default", "pennyhunter")
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the workers)."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def one_run(preset: str, entries: str, workers: int) -> tuple[float, dict]:
-    """Seconds for one full backtest, and its summary."""
+    """Wall seconds for one full backtest, and its summary (with the CPU seconds it took)."""
     config, _ = load_config(ROOT / "config" / f"{preset}.yaml")
-    start = time.perf_counter()
+    cpu, start = _cpu_seconds(), time.perf_counter()
     result = run_backtest([(preset, config)], DATA, entries, xnys(), Settings(), workers=workers)
     elapsed = time.perf_counter() - start
-    summary = dict(result.policies[0].summary, bars=result.data.bar_count)
+    summary = dict(result.policies[0].summary, bars=result.data.bar_count, cpu=_cpu_seconds() - cpu)
     return elapsed, summary
 
 
 def median_speed(preset: str, entries: str, workers: int, runs: int) -> tuple[float, dict]:
-    times, summary = [], {}
+    times, cpus, summary = [], [], {}
     for _ in range(runs):
         elapsed, summary = one_run(preset, entries, workers)
         times.append(elapsed)
+        cpus.append(summary["cpu"])
     median = statistics.median(times)
     print(
         f"  {preset:12} workers={workers}: median {median:6.2f} s of {runs} "
-        f"({', '.join(f'{t:.2f}' for t in times)}) -> {summary['bars'] / median:9,.0f} bars/s; "
+        f"({', '.join(f'{t:.2f}' for t in times)}) -> {summary['bars'] / median:9,.0f} bars/s "
+        f"(CPU {statistics.median(cpus):.2f} s, load {os.getloadavg()[0]:.1f}); "
         f"{summary['positions']} positions, {summary['position_bars']:,} position-bars, "
         f"{summary['quotes']:,} quotes, {summary['trades']} trades",
         flush=True,

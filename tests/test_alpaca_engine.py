@@ -140,11 +140,6 @@ def test_a_tier_exit_with_a_held_stop_never_meets_40310000(server, tmp_path):
     sells = [o for o in orders(server, "AAPL") if o["type"] == "market"]
     assert [(o["status"], D(o["filled_qty"])) for o in sells] == [("filled", D(50))]
     assert counters.get("orders_rejected", 0) == 0
-    print(
-        f"\n500-position session: {len(filled)} exits, {len(server.orders)} orders, "
-        f"{counters.get('quotes', 0)} quotes evaluated, {counters.get('cycles', 0)} polls, "
-        f"{counters.get('reconciles', 0)} reconciles"
-    )
 
 
 def test_40310000_from_a_stop_we_did_not_know_is_cleared_and_the_exit_goes(server, tmp_path):

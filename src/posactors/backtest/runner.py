@@ -183,6 +183,11 @@ def _policy_warnings(label: str, config: Config) -> list[str]:
 
 def _warnings(result: BacktestResult) -> list[str]:
     out = []
+    if result.settings.step_pct is None:
+        out.append(
+            "exits fill at the path's prices: a level crossed inside a bar fills at the bar's "
+            "extreme, not at the level (--path-step-pct 0.1 fills within 0.1% of it)"
+        )
     for policy in result.policies:
         out += policy.warnings
         tp = policy.summary["approvals_requested"]
