@@ -302,11 +302,11 @@ def test_trailing_and_max_hold_end_to_end(server, tmp_path):
     server.set_position("OLD", 10, "100")
     server.set_price("TRL", "100")
     server.set_price("OLD", "100")
-    server.speed = 600.0  # ten server minutes a real second: max_hold of 1 hour in ~6 s
+    server.speed = 600.0  # ten server minutes a real second: max_hold of 2 hours in ~12 s
     engine = engine_for(
         server,
         tmp_path,
-        {"trailing": {"activate_gain_pct": 5, "trail_pct": 2}, "max_hold": {"hours": 1}},
+        {"trailing": {"activate_gain_pct": 5, "trail_pct": 2}, "max_hold": {"hours": 2}},
     )
     engine.start()
     try:
@@ -359,7 +359,7 @@ def test_a_500_position_account_through_a_whole_session_sends_no_order_twice(ser
     for order in server.orders:
         by_symbol.setdefault(order["symbol"], []).append(order)
     filled = [o for o in server.orders if D(o["filled_qty"]) > 0]
-    assert len(filled) > 100  # a lively session
+    assert len(filled) > 50  # a lively session (339 here, unloaded)
     assert all(len(v) == 1 for v in by_symbol.values())  # one exit order per position, ever
     with StateStore(tmp_path / "state", readonly=True) as store:
         assert store.open_intents() == []
