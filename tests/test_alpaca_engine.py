@@ -311,9 +311,11 @@ def test_trailing_and_max_hold_end_to_end(server, tmp_path):
     engine.start()
     try:
         server.set_price("TRL", "110")
-        wait_for(lambda: any(s.hwm == D(110) for s in engine.positions().values()))
+        wait_for(lambda: any(s.hwm == D(110) for s in engine.positions().values()), timeout=40)
         server.set_price("TRL", "107.8")  # 110 - 2%
-        wait_for(lambda: len([o for o in orders(server) if o["status"] == "filled"]) == 2)
+        wait_for(
+            lambda: len([o for o in orders(server) if o["status"] == "filled"]) == 2, timeout=40
+        )
     finally:
         stop(engine)
     with StateStore(tmp_path / "state", readonly=True) as store:
