@@ -34,8 +34,11 @@ from posactors.rules import (
     on_order_update,
     on_quote,
 )
+from posactors.rules.bands import Band, inside, quiet_band
+from posactors.rules.deadlines import next_deadline
+from posactors.rules.quotes import trigger_price
 from posactors.rules.tiers import tier_bars_needed
-from posactors.state import PositionState, record_bar
+from posactors.state import PositionState, evolve, record_bar
 
 MAX_CHAINED_ACTIONS = 8  # a cancel may lead to one follow-up exit; more means a bug
 
@@ -67,15 +70,27 @@ class PaperTrader:
     rejected: dict[str, int] = field(default_factory=dict)
     _working: PaperOrder | None = None
     _bars_kept: int = -1
+    _band: Band | None = None  # the quiet band after the last full evaluation
+    _quiet_until: datetime | None = None  # its first time-driven deadline (None: none)
 
     def bar(self, volume: Decimal, time: datetime) -> None:
         """A completed 1-minute bar (only its volume matters to the rules)."""
         if self._bars_kept < 0:
             self._bars_kept = tier_bars_needed(self.policy)
         self.state = record_bar(self.state, volume, time, self._bars_kept)
+        self._band = None  # a volume spike may change what a price would do
 
     def quote(self, quote: Quote, fill_price: Decimal | None, now: datetime) -> None:
-        """Evaluate a quote; exits decided now fill at ``fill_price`` (the path's price)."""
+        """Evaluate a quote; exits decided now fill at ``fill_price`` (the path's price).
+
+        A quote inside the quiet band before the next time-driven deadline can change
+        nothing but the last price (the same shortcut the live fan-out takes): only
+        that is recorded, and the rules are not run.
+        """
+        price = self._quiet_price(quote, now)
+        if price is not None:
+            self.state = evolve(self.state, last_price=price, last_quote_at=quote.time)
+            return
         if fill_price is not None and fill_price.is_finite() and fill_price > 0:
             self._try_fill_working(fill_price, now)
         evaluation = on_quote(
@@ -90,6 +105,24 @@ class PaperTrader:
     def clock(self, now: datetime) -> None:
         """Let time pass without a quote (time limits, exits deferred to the open)."""
         self._execute(on_clock(self.state, self.policy, now, self.calendar), None, now)
+
+    def _quiet_price(self, quote: Quote, now: datetime) -> Decimal | None:
+        band = self._band
+        if band is None or (self._quiet_until is not None and now >= self._quiet_until):
+            return None
+        bid, ask = quote.bid, quote.ask
+        if bid is not None and ask is not None and bid > ask:
+            return None  # a crossed book is counted by the rules
+        if (now - quote.time).total_seconds() > self.stale_after_s:
+            return None
+        price = trigger_price(quote, self.policy.trigger)
+        return price if inside(band, price) else None
+
+    def _settled(self, now: datetime) -> None:
+        """After a full evaluation: the new quiet band and its deadline."""
+        self._band = quiet_band(self.state, self.policy)
+        if self._band is not None:
+            self._quiet_until = next_deadline(self.state, self.policy, now, self.calendar)
 
     def _execute(self, evaluation: Evaluation, price: Decimal | None, now: datetime) -> None:
         for _ in range(MAX_CHAINED_ACTIONS):
@@ -106,6 +139,7 @@ class PaperTrader:
                 elif isinstance(action, Alert):
                     self.alerts.append(action.message)
             if not follow_up:
+                self._settled(now)
                 return
             evaluation = on_clock(self.state, self.policy, now, self.calendar)
         raise RuntimeError(f"{self.state.symbol}: actions did not settle at {now.isoformat()}")

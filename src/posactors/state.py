@@ -219,7 +219,7 @@ def apply_order_update(
     record: PendingExit = getattr(state, name)
     fill = None
     delta = update.filled_qty - record.filled_qty
-    if delta > 0 and update.filled_avg_price is not None:
+    if delta > 0 and update.filled_avg_price is not None and state.qty > 0:
         delta = min(delta, state.qty)
         total_value = update.filled_avg_price * update.filled_qty
         price = (total_value - record.filled_value) / delta if delta else update.filled_avg_price

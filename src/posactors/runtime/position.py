@@ -217,6 +217,7 @@ class PositionActor(TrackedActor):
         self._bars_kept = tier_bars_needed(policy)
         self._stale_after = float(ctx.config.market_data.stale_after_s)
         self._cycle = 0  # the fan-out cycle of the quote being evaluated, for the logs
+        self._adopt_seen: Decimal | None = None  # a broker quantity seen once, not yet adopted
 
     # --- lifecycle
     def on_start(self) -> None:
@@ -484,8 +485,19 @@ class PositionActor(TrackedActor):
         self._apply(on_clock(self.state, self.policy, now, self.ctx.calendar), now)
 
     def _adopt(self, qty: Decimal, now: datetime) -> None:
+        """Adopt a quantity changed outside posactors, once the broker said it twice.
+
+        Our own fills may still be on their way (a broker-held stop that fired, an
+        update behind this message): only a difference seen on two reconciles in a
+        row, with no exit of ours in flight, is someone else's doing.
+        """
         if self.state.pending is not None or qty == self.state.qty:
-            return  # our own exit explains the difference; its updates will settle it
+            self._adopt_seen = None
+            return
+        if self._adopt_seen != qty:
+            self._adopt_seen = qty
+            return
+        self._adopt_seen = None
         self.ctx.log.event(
             "quantity_adopted", position=self.state.position_id, before=self.state.qty, after=qty
         )
@@ -493,7 +505,7 @@ class PositionActor(TrackedActor):
         if not self.state.is_open:
             self._close([], now)
             return
-        self._persist([], [], now)
+        self._apply(Evaluation(self.state), now)
 
     # --- timers
     def _arm_timer(self, now: datetime) -> None:
