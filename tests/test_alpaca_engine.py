@@ -311,6 +311,7 @@ def test_trailing_and_max_hold_end_to_end(server, tmp_path):
         server,
         tmp_path,
         {"trailing": {"activate_gain_pct": 5, "trail_pct": 2}, "max_hold": {"hours": 2}},
+        market_data={"stale_after_s": 3600},  # at 600x a quote ages 10 minutes a second
     )
     engine.start()
     try:
