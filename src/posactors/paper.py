@@ -40,6 +40,7 @@ from posactors.rules.quotes import trigger_price
 from posactors.rules.tiers import tier_bars_needed
 from posactors.state import PositionState, evolve, record_bar
 
+INFINITY = float("inf")
 MAX_CHAINED_ACTIONS = 8  # a cancel may lead to one follow-up exit; more means a bug
 
 
@@ -72,11 +73,13 @@ class PaperTrader:
     _bars_kept: int = -1
     _band: Band | None = None  # the quiet band after the last full evaluation
     _quiet_until: datetime | None = None  # its first time-driven deadline (None: none)
+    _quiet_last: tuple[Decimal, datetime] | None = None  # a quiet quote, applied lazily
 
     def bar(self, volume: Decimal, time: datetime) -> None:
         """A completed 1-minute bar (only its volume matters to the rules)."""
         if self._bars_kept < 0:
             self._bars_kept = tier_bars_needed(self.policy)
+        self._apply_quiet()
         self.state = record_bar(self.state, volume, time, self._bars_kept)
         self._band = None  # a volume spike may change what a price would do
 
@@ -85,12 +88,13 @@ class PaperTrader:
 
         A quote inside the quiet band before the next time-driven deadline can change
         nothing but the last price (the same shortcut the live fan-out takes): only
-        that is recorded, and the rules are not run.
+        that is kept, and written into the state before the rules next run.
         """
         price = self._quiet_price(quote, now)
         if price is not None:
-            self.state = evolve(self.state, last_price=price, last_quote_at=quote.time)
+            self._quiet_last = (price, quote.time)
             return
+        self._apply_quiet()
         if fill_price is not None and fill_price.is_finite() and fill_price > 0:
             self._try_fill_working(fill_price, now)
         evaluation = on_quote(
@@ -104,7 +108,14 @@ class PaperTrader:
 
     def clock(self, now: datetime) -> None:
         """Let time pass without a quote (time limits, exits deferred to the open)."""
+        self._apply_quiet()
         self._execute(on_clock(self.state, self.policy, now, self.calendar), None, now)
+
+    def _apply_quiet(self) -> None:
+        if self._quiet_last is not None:
+            price, at = self._quiet_last
+            self._quiet_last = None
+            self.state = evolve(self.state, last_price=price, last_quote_at=at)
 
     def _quiet_price(self, quote: Quote, now: datetime) -> Decimal | None:
         band = self._band
@@ -113,7 +124,10 @@ class PaperTrader:
         bid, ask = quote.bid, quote.ask
         if bid is not None and ask is not None and bid > ask:
             return None  # a crossed book is counted by the rules
-        if (now - quote.time).total_seconds() > self.stale_after_s:
+        if (
+            self.stale_after_s != INFINITY
+            and (now - quote.time).total_seconds() > self.stale_after_s
+        ):
             return None
         price = trigger_price(quote, self.policy.trigger)
         return price if inside(band, price) else None
