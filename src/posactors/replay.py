@@ -10,7 +10,6 @@ crossed) is skipped and counted, as the live engine would.
 
 from __future__ import annotations
 
-import csv
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from posactors.calendar import ExchangeCalendar
+from posactors.csv_input import checked_rows
 from posactors.errors import InputError
 from posactors.model import ZERO, Position, Quote, Side
 from posactors.paper import PaperTrader
@@ -86,39 +86,20 @@ def _number(text: str | None, where: str, column: str) -> Decimal | None:
 
 def read_ticks(path: Path) -> Iterator[Tick]:
     """Rows of a ticks file, in order; raises :class:`InputError` naming the line."""
-    try:
-        handle = path.open(newline="", encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ticks file ({exc.strerror})") from None
-    with handle:
-        reader = csv.DictReader(handle)
-        header = [name.strip() for name in reader.fieldnames or []]
-        missing = [name for name in REQUIRED if name not in header]
-        unknown = [name for name in header if name not in REQUIRED + OPTIONAL]
-        if missing or unknown:
-            raise InputError(
-                f"{path}:1: header {','.join(header)!r}: expected time,price and optionally "
-                f"volume,bid,ask (missing: {missing or 'none'}, unknown: {unknown or 'none'})"
-            )
-        reader.fieldnames = header
-        previous = None
-        for row in reader:
-            where = f"{path}:{reader.line_num}"
-            if None in row or any(v is None for v in row.values()):
-                raise InputError(f"{where}: expected {len(header)} columns")
-            time = parse_time(row["time"], where)
-            if previous is not None and time < previous:
-                raise InputError(f"{where}: time {row['time']} is earlier than the row before")
-            previous = time
-            volume = _number(row.get("volume"), where, "volume")
-            yield Tick(
-                reader.line_num,
-                time,
-                _number(row["price"], where, "price"),
-                volume,
-                _number(row.get("bid"), where, "bid"),
-                _number(row.get("ask"), where, "ask"),
-            )
+    previous = None
+    for where, row in checked_rows(path, "ticks", REQUIRED, OPTIONAL):
+        time = parse_time(row["time"], where)
+        if previous is not None and time < previous:
+            raise InputError(f"{where}: time {row['time']} is earlier than the row before")
+        previous = time
+        yield Tick(
+            int(where.rsplit(":", 1)[1]),
+            time,
+            _number(row["price"], where, "price"),
+            _number(row.get("volume"), where, "volume"),
+            _number(row.get("bid"), where, "bid"),
+            _number(row.get("ask"), where, "ask"),
+        )
 
 
 @dataclass(frozen=True, slots=True)

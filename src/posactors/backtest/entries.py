@@ -16,7 +16,6 @@ row of an entries file refuses the whole file (:class:`InputError`, with the lin
 
 from __future__ import annotations
 
-import csv
 import functools
 import random
 import re
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from posactors.backtest.bars import BarData
 from posactors.calendar import CalendarRangeError, ExchangeCalendar
+from posactors.csv_input import checked_rows
 from posactors.errors import InputError
 from posactors.replay import parse_time
 
@@ -112,30 +112,15 @@ def _open(calendar: ExchangeCalendar, session: date) -> datetime:
 
 def read_entries(path: Path) -> list[Entry]:
     """An entries file; raises :class:`InputError` naming the line of any bad row."""
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read entries file ({exc.strerror})") from None
-    with handle:
-        reader = csv.DictReader(handle)
-        header = [name.strip() for name in reader.fieldnames or []]
-        missing = [c for c in REQUIRED if c not in header]
-        unknown = [c for c in header if c not in (*REQUIRED, "price")]
-        if missing or unknown:
-            raise InputError(
-                f"{path}:1: header {','.join(header)!r}: expected symbol,time,qty[,price] "
-                f"(missing: {missing or 'none'}, unknown: {unknown or 'none'})"
-            )
-        reader.fieldnames = header
-        entries = [_entry(row, f"{path}:{reader.line_num}") for row in reader]
+    entries = [
+        _entry(row, where) for where, row in checked_rows(path, "entries", REQUIRED, ("price",))
+    ]
     if not entries:
         raise InputError(f"{path}: no entries after the header")
     return entries
 
 
 def _entry(row: dict[str, str | None], where: str) -> Entry:
-    if None in row or any(v is None for v in row.values()):
-        raise InputError(f"{where}: expected {len(row) - (None in row)} columns")
     symbol = (row["symbol"] or "").strip()
     if not SYMBOL.match(symbol):
         raise InputError(f"{where}: symbol {symbol!r} is not a ticker (e.g. AAPL, BRK.B)")
