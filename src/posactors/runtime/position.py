@@ -15,6 +15,7 @@ Supervisor restarts it from its last snapshot.
 from __future__ import annotations
 
 import threading
+import zlib
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -198,20 +199,31 @@ def _material(state: PositionState) -> tuple:
 class PositionActor(TrackedActor):
     """See the module docstring: one position, its state, its timer, its failures."""
 
+    # Thousands of these: daemon threads keep Python's per-thread shutdown bookkeeping
+    # (scanned at every thread start and stop) out of start-up and shutdown. A process
+    # that dies without Engine.stop() loses nothing: every decision is already durable.
+    use_daemon_thread = True
+
     def __init__(
         self,
         ctx: RuntimeContext,
         state: PositionState,
         policy: ExitPolicy,
         slot: QuoteSlot,
+        restored: bool = False,
     ) -> None:
         super().__init__(ctx.tracker)
         self.ctx = ctx
+        self.restored = restored  # from a snapshot: nothing new to save at start
         self.state = state
         self.policy = policy
         self.slot = slot
         self._saved = _material(state)
+        # spread the "best price at most every 5 s" saves: actors started together
+        # would otherwise all come due in the same cycle
+        offset = zlib.crc32(state.position_id.encode()) % 5
         self._saved_hwm: tuple = (state.hwm, None)
+        self._hwm_every = HWM_SNAPSHOT_S + offset
         self._timer: Timer | None = None
         self._timer_due: datetime | None = None
         self._bars_kept = tier_bars_needed(policy)
@@ -224,7 +236,7 @@ class PositionActor(TrackedActor):
         # durable from first sight: original_qty and the stop must survive any crash;
         # with a broker-held stop, an unprotected position gets its stop at once
         now = self.ctx.clock.now()
-        self._apply(Evaluation(self.state), now, force=True)
+        self._apply(Evaluation(self.state), now, force=not self.restored)
 
     def on_stop(self) -> None:
         if self._timer is not None:
@@ -358,7 +370,7 @@ class PositionActor(TrackedActor):
         material = _material(self.state)
         hwm, saved_at = self._saved_hwm
         hwm_due = self.state.hwm != hwm and (
-            saved_at is None or (now - saved_at).total_seconds() >= HWM_SNAPSHOT_S
+            saved_at is None or (now - saved_at).total_seconds() >= self._hwm_every
         )
         if force or ops or hwm_due or material != self._saved:
             ops.append(("snapshots", self.state.position_id, state_to_dict(self.state)))

@@ -86,13 +86,14 @@ class Supervisor(TrackedActor):
         self.states: dict[str, PositionState] = {}  # as spawned (symbol, id)
         self.restarts: dict[str, list[datetime]] = {}
         self.parked: dict[str, str] = {}
+        self.broker_qty: dict[str, tuple] = {}  # the broker's last two quantities per position
         self.orphans: dict[str, datetime] = {}  # our stops whose position is gone: first seen
         self.peak_equity: Decimal | None = None
         self.kill_switch: dict | None = None
 
     def on_start(self) -> None:
         for state in self.store.snapshots().values():
-            self._spawn(state)
+            self._spawn(state, restored=True)
 
     def on_stop(self) -> None:
         for ref in list(self.actors.values()):
@@ -229,8 +230,13 @@ class Supervisor(TrackedActor):
                 qty=position.qty,
             )
             return
-        if pid in self.actors:  # the actor ignores an unchanged quantity
+        # the actor adopts a quantity seen on two reconciles in a row: tell it of a change
+        # on the reconcile it happens and on the next, and spare it the unchanged rest
+        seen = self.broker_qty.get(pid, ())
+        unchanged = len(seen) == 2 and seen[0] == seen[1] == position.qty
+        if pid in self.actors and not unchanged:
             self.ctx.tell(self.actors[pid], AdoptQuantity(position.qty))
+        self.broker_qty[pid] = (*seen[-1:], position.qty)
 
     def _check_approvals(self) -> None:
         for approval_id in self.store.approvals():
@@ -240,13 +246,13 @@ class Supervisor(TrackedActor):
                 self.ctx.tell(self.ctx.store, _consume_approval(approval_id))
 
     # --- actors
-    def _spawn(self, state: PositionState) -> None:
+    def _spawn(self, state: PositionState, restored: bool = False) -> None:
         pid = state.position_id
         if pid in self.parked:
             return
         policy = self.ctx.config.policy_for(state.symbol)
         slot = QuoteSlot(policy.trigger)
-        ref = self.actor_class.start(self.ctx, state, policy, slot)
+        ref = self.actor_class.start(self.ctx, state, policy, slot, restored)
         self.actors[pid], self.symbols[state.symbol], self.states[pid] = ref, pid, state
         self.ctx.tell(self.ctx.quotes, Subscribe(state.symbol, ref, slot, tier_bars_needed(policy)))
         self.ctx.metrics.inc("actors_started")
@@ -285,12 +291,13 @@ class Supervisor(TrackedActor):
     def _restored(self, message: Restored) -> None:
         # no snapshot means the position closed (its history was written): nothing to restart
         if message.state is not None and message.position_id not in self.actors:
-            self._spawn(message.state)
+            self._spawn(message.state, restored=True)
 
     def _retire(self, state: PositionState) -> None:
         pid = state.position_id
         ref = self.actors.pop(pid, None)
         self.symbols.pop(state.symbol, None)
+        self.broker_qty.pop(pid, None)
         self.states.pop(pid, None)
         self.ctx.metrics.inc("positions_closed")
         if ref is not None:

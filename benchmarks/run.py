@@ -1,0 +1,231 @@
+"""posactors benchmarks: the six figures of the runtime, with the targets they are held to.
+
+    python benchmarks/run.py [--quick] [--json FILE] [--only FIGURE,...]
+
+FIGURE is one of cycle, fanout, latency, store, recovery, memory (default: all).
+
+Prints each figure as it is measured, then a table (figure, value, unit, baseline,
+ratio, target, met?), and with ``--json`` writes the figures as a list of
+``{"name", "value", "unit"}`` objects (plus ``baseline`` and ``ratio`` where a figure
+is compared, ``target`` and ``met`` where the issue sets one, ``note`` where a reader
+must know something, e.g. "extrapolated"). Every figure is a median over repeated
+runs (``--quick``: fewer), and every ratio is measured in the same run. Everything
+runs on 127.0.0.1. What each figure means: ``benchmarks/README.md`` and each module's
+docstring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import bench_cycle
+import bench_fanout
+import bench_latency
+import bench_memory
+import bench_recovery
+import bench_store
+from common import Results, bench_config, run_child, session_now, sim_account, table
+
+from posactors.runtime.clock import VirtualClock
+from posactors.runtime.engine import Engine
+
+_BEGAN = time.perf_counter()
+
+
+def header(text: str) -> None:
+    print(f"[{time.perf_counter() - _BEGAN:6.1f} s] {text}", flush=True)
+
+
+FIGURES = ("cycle", "fanout", "latency", "store", "recovery", "memory")
+
+PLANS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "cycle_reps": {100: 3, 500: 3},  # 5,000: full mode only
+        "seed_reps": {100: 3},  # larger N: extrapolated per position
+        "fanout_reps": {500: 5, 5000: 3},
+        "naive_reps": {500: 2},  # 5,000 plain actors cost ~10 s to start and stop
+        "latency_s": 2,
+        "recovery_runs": {500: 1, 5000: 1},
+        "store": {"group_m": 2000, "single_m": 150, "reps": 3},
+        "memory_fresh": False,
+    },
+    "full": {
+        "cycle_reps": {100: 9, 500: 7, 5000: 5},
+        "seed_reps": {100: 5, 500: 3, 5000: 1},  # 5,000: ~2 minutes for one cycle
+        "fanout_reps": {500: 15, 5000: 7},
+        "naive_reps": {500: 7, 5000: 7},
+        "latency_s": 10,
+        "recovery_runs": {500: 3, 5000: 3},
+        "store": {"group_m": 10000, "single_m": 500, "reps": 5},
+        "memory_fresh": True,
+    },
+}
+FANOUT_NS = (500, 5000)
+REAL_NS = (500, 5000)
+
+
+def machine() -> dict[str, str]:
+    model = ""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        model = next(
+            (line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line),
+            "",
+        )
+    except OSError:
+        pass
+    return {
+        "cpus": str(os.cpu_count()),
+        "cpu": model or platform.processor(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def _load() -> str:
+    """Other work on the machine shows here: the figures are only as quiet as it was."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def cycles_and_fanout(plan: dict[str, Any], only: set[str], results: Results) -> None:
+    """Figures 1 and 2: the seed loop, then one virtual-time engine per N."""
+    do_cycle, do_fanout = "cycle" in only, "fanout" in only
+    config = bench_config()
+    batch = config.market_data.batch_size
+    cycle_ns = sorted(plan["cycle_reps"]) if do_cycle else []
+    server = bench_cycle.start_server(max(cycle_ns)) if do_cycle else None
+    try:
+        seeds: dict[int, dict[str, Any]] = {}
+        if server is not None:
+            header("figure 1: the seed design (one request per position, one at a time)")
+            for n, reps in sorted(plan["seed_reps"].items()):
+                seeds[n] = bench_cycle.measure_seed(server, config, n, reps, sim_account(n))
+        for n in sorted({*cycle_ns, *(FANOUT_NS if do_fanout else ())}):
+            cycle_here = n in cycle_ns
+            fanout_here = do_fanout and n in FANOUT_NS
+            if not cycle_here and not fanout_here:
+                continue
+            header(f"figures 1-2: engine in virtual time, {n:,} positions")
+            sim = sim_account(n, session_now())
+            alpaca = bench_cycle.alpaca_data(server.url) if cycle_here else None
+            data = bench_cycle.MeteredMarketData(alpaca) if alpaca is not None else None
+            with tempfile.TemporaryDirectory(prefix="posactors-bench-") as state_dir:
+                engine = Engine(
+                    config, sim, data, state_dir=Path(state_dir), clock=VirtualClock(session_now())
+                )
+                started = time.perf_counter()
+                engine.start()
+                print(f"    started in {time.perf_counter() - started:.2f} s", flush=True)
+                try:
+                    if cycle_here:
+                        stats = bench_cycle.measure_posactors(
+                            engine, data, sim, server, n, plan["cycle_reps"][n]
+                        )
+                        measured = max(seeds)
+                        results.extend(
+                            bench_cycle.figures(
+                                n,
+                                stats,
+                                seeds.get(n),
+                                seeds[measured]["cycle_ms"] / measured,
+                                measured,
+                                batch,
+                            )
+                        )
+                    if fanout_here:
+                        fan = bench_fanout.measure(engine, config, n, plan["fanout_reps"][n])
+                        now = engine.clock.now()
+                finally:
+                    engine.stop()
+                    if alpaca is not None:
+                        alpaca.close()
+            if fanout_here:
+                naive = None
+                if n in plan["naive_reps"]:
+                    header(f"figure 2: naive broadcast, {n:,} plain pykka actors")
+                    naive = bench_fanout.measure_naive(config, n, plan["naive_reps"][n], now)
+                results.extend(bench_fanout.figures(n, fan, naive))
+    finally:
+        if server is not None:
+            server.close()
+
+
+def real_time(plan: dict[str, Any], only: set[str], results: Results) -> None:
+    """Figures 3, 5 and 6: restarts in fresh processes, the last one timing latency."""
+    memory_run = None
+    for n in REAL_NS:
+        runs_wanted = plan["recovery_runs"][n] if "recovery" in only else 1
+        with tempfile.TemporaryDirectory(prefix="posactors-bench-") as state_dir:
+            bench_recovery.prepare_state(Path(state_dir), n)
+            runs = []
+            for i in range(runs_wanted):
+                last = i == runs_wanted - 1
+                args: dict[str, Any] = {"n": n, "state_dir": state_dir}
+                if last and "latency" in only:
+                    args |= {"latency_s": plan["latency_s"], "crossing_per_s": max(10, n // 100)}
+                header(f"figures 3, 5, 6: restart in real time, {n:,} positions (fresh process)")
+                runs.append(run_child("bench_recovery", args))
+        if "recovery" in only:
+            results.extend(bench_recovery.figures(n, runs))
+        if "latency" in only and "latency" in runs[-1]:
+            results.extend(bench_latency.figures(n, runs[-1]["latency"]))
+        memory_run = runs[0]
+    if "memory" in only and memory_run is not None:
+        fresh = None
+        if plan["memory_fresh"]:
+            header(f"figure 6: fresh start, {max(REAL_NS):,} positions (fresh process)")
+            fresh = run_child("bench_memory", {"n": max(REAL_NS)})
+        results.extend(bench_memory.figures(memory_run, fresh))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (< 1 min)")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--only", help=f"a comma-separated subset of {','.join(FIGURES)}")
+    args = parser.parse_args(argv)
+    only = set(FIGURES if not args.only else args.only.split(","))
+    if only - set(FIGURES):
+        parser.error(f"unknown figures: {', '.join(sorted(only - set(FIGURES)))}")
+    plan = PLANS["quick" if args.quick else "full"]
+    info = machine()
+    mode = "--quick" if args.quick else "full"
+    print(
+        f"posactors benchmarks ({mode}) on {info['cpus']} x {info['cpu']}, Python "
+        f"{info['python']}, {info['platform']}; load average {_load()}",
+        flush=True,
+    )
+    results = Results()
+    began = time.perf_counter()
+    if "store" in only:
+        header("figure 4: durable intents")
+        results.extend(bench_store.figures(bench_store.measure(**plan["store"])))
+    if only & {"cycle", "fanout"}:
+        cycles_and_fanout(plan, only, results)
+    if only & {"latency", "recovery", "memory"}:
+        real_time(plan, only, results)
+    elapsed = time.perf_counter() - began
+    print()
+    print(table(results.items))
+    missed = [i["name"] for i in results.items if i.get("met") is False]
+    print(
+        f"\n{len(results.items)} figures in {elapsed:.0f} s (load average now {_load()}); "
+        f"targets missed: {', '.join(missed) or 'none'}"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(results.items, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
