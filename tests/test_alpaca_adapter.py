@@ -652,6 +652,11 @@ def test_market_data_errors_map_like_the_brokers(
     assert data.minute_bars(["AAPL"], 5) == {}  # a server that pages forever is cut off
 
 
+def _streamed(data: AlpacaMarketData, symbol: str, last_bid: tuple[str, str]) -> bool:
+    quote = data.stream.quotes([symbol]).get(symbol)
+    return quote is not None and (quote.last, quote.bid) == (D(last_bid[0]), D(last_bid[1]))
+
+
 def test_streamed_quotes_are_served_from_memory_with_rest_as_the_fallback(
     server: AlpacaServer, settings: AlpacaSettings
 ) -> None:
@@ -663,7 +668,8 @@ def test_streamed_quotes_are_served_from_memory_with_rest_as_the_fallback(
         assert wait_for(lambda: data.stream.connected)
         assert wait_for(lambda: server.data_hub.subscribed("quotes", "MSFT"))
         server.set_price("AAPL", "151")
-        assert wait_for(lambda: "AAPL" in data.stream.quotes(["AAPL"]))
+        # the trade and the quote arrive as two messages: wait for both
+        assert wait_for(lambda: _streamed(data, "AAPL", ("151", "150.99")))
         rest_calls = server.count("GET", "/v2/stocks/snapshots")
         quote = data.latest_quotes(["AAPL"])["AAPL"]
         assert (quote.last, quote.bid, quote.ask) == (151, D("150.99"), D("151.01"))
@@ -677,7 +683,7 @@ def test_streamed_quotes_are_served_from_memory_with_rest_as_the_fallback(
         server.data_hub.publish("quotes", {"T": "q", "S": "TSLA", "bp": "x", "t": "garbage"})
         server.data_hub.publish("trades", {"T": "t", "S": "TSLA", "p": "NaN", "t": 5})
         server.set_price("TSLA", "201")
-        assert wait_for(lambda: data.stream.quotes(["TSLA"]).get("TSLA") is not None)
+        assert wait_for(lambda: _streamed(data, "TSLA", ("201", "200.99")))
         assert data.latest_quotes(["TSLA"])["TSLA"].last == 201
         assert data.stream.counts["bad_messages"] == 2
         # with the stream down, REST again

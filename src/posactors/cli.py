@@ -8,6 +8,7 @@ Each command lives in its own function; the parsers are registered in
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -95,9 +96,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     if args.positions < 1:
         raise InputError(f"--positions {args.positions}: expected at least 1")
-    if args.duration <= 0:
+    if not math.isfinite(args.duration) or args.duration <= 0:
         raise InputError(f"--duration {args.duration}: expected a number of seconds > 0")
-    if args.speed is not None and args.speed <= 0:
+    if args.speed is not None and not (math.isfinite(args.speed) and args.speed > 0):
         raise InputError(
             f"--speed {args.speed}: expected a factor > 0 (virtual seconds per second)"
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from posactors.errors import InputError
 
@@ -22,6 +23,15 @@ def checked_rows(
         handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise InputError(f"{path}: cannot read {what} file ({exc.strerror})") from None
+    try:
+        yield from _rows(path, handle, required, optional)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+
+
+def _rows(
+    path: Path, handle: TextIO, required: Sequence[str], optional: Sequence[str]
+) -> Iterator[tuple[str, dict[str, str]]]:
     with handle:
         reader = csv.DictReader(handle)
         header = [name.strip() for name in reader.fieldnames or []]

@@ -165,7 +165,7 @@ def replay(
     for tick in ticks:
         if tick.time < position.opened_at:
             continue
-        if tick.volume is not None:
+        if tick.volume is not None and tick.volume.is_finite():
             trader.bar(max(tick.volume, ZERO), tick.time)
         quote = Quote(position.symbol, tick.time, tick.price, tick.bid, tick.ask)
         trader.quote(quote, tick.price, tick.time)

@@ -24,6 +24,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from posactors.adapters.sim import SimExchange, SimFaults
+from posactors.errors import InputError
 from posactors.log import EventLog, null_log
 from posactors.model import Side
 from posactors.policy import Config
@@ -103,9 +104,12 @@ def run_simulation(config: Config, options: SimulateOptions, live: bool = False)
 
 def _run(config: Config, options: SimulateOptions, state_dir: Path, live: bool) -> dict:
     fresh = not (state_dir / "sim").exists()
-    sim = SimExchange(
-        seed=options.seed, faults=options.faults, start=DEFAULT_START, state_dir=state_dir
-    )
+    try:
+        sim = SimExchange(
+            seed=options.seed, faults=options.faults, start=DEFAULT_START, state_dir=state_dir
+        )
+    except ValueError as exc:  # e.g. a simulated account made with another --seed
+        raise InputError(f"--state {state_dir}: {exc}") from None
     if fresh:
         open_account(sim, options, DEFAULT_START)
     start = sim.now

@@ -299,4 +299,4 @@ def adopt_quantity(state: PositionState, broker_qty: Decimal) -> PositionState:
     """
     if broker_qty == state.qty:
         return state
-    return evolve(state, qty=max(broker_qty, ZERO))
+    return evolve(state, qty=max(Decimal(broker_qty), ZERO))

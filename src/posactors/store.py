@@ -37,7 +37,7 @@ import orjson
 
 from posactors import __version__
 from posactors.codec import CodecError, intent_to_dict, state_from_dict, state_to_dict
-from posactors.model import ExitIntent
+from posactors.model import ExitIntent, OrderStatus
 from posactors.state import PositionState
 
 SCHEMA_VERSION = 1
@@ -45,7 +45,23 @@ DATABASES = ("meta", "snapshots", "journal", "history", "approvals", "counters")
 JOURNAL_STATUSES = frozenset(
     {"pending", "sent", "working", "filled", "canceled", "expired", "rejected", "failed", "dry_run"}
 )
-TERMINAL_STATUSES = frozenset({"filled", "canceled", "expired", "rejected", "failed", "dry_run"})
+
+
+def journal_status(status: OrderStatus) -> str:
+    """An order's status as the journal records it: its end, or ``working``."""
+    return _JOURNAL_STATUS.get(status, "working")
+
+
+_JOURNAL_STATUS = {
+    OrderStatus.FILLED: "filled",
+    OrderStatus.CANCELED: "canceled",
+    OrderStatus.EXPIRED: "expired",
+    OrderStatus.REJECTED: "rejected",
+    OrderStatus.REPLACED: "replaced",
+}
+TERMINAL_STATUSES = frozenset(
+    {"filled", "canceled", "expired", "rejected", "replaced", "failed", "dry_run"}
+)
 MAX_MAP_SIZE = 8 << 30
 MAX_KEY_BYTES = 511  # LMDB's default maximum key size
 

@@ -401,6 +401,15 @@ def on_order_update(
     ended_unfilled = update.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED)
     if state.is_open and reason.is_full and ended_unfilled and not pending.cancel_requested:
         state = evolve(state, deferred=reason, deferred_qty=None)
+    if state.deferred == reason and not reason.is_full:
+        # a resubmit was waiting for this order's end: only what it left unfilled goes again
+        left = pending.intent.qty - max(update.filled_qty, pending.filled_qty)
+        if left > 0 and state.is_open:
+            state = evolve(state, deferred_qty=min(left, state.qty))
+        else:
+            state = evolve(state, deferred=None, deferred_qty=None)
+    elif state.deferred == reason and update.status is OrderStatus.FILLED:
+        state = evolve(state, deferred=None, deferred_qty=None)  # it filled before the cancel
     return state, fill
 
 

@@ -77,8 +77,9 @@ def protect(
     """Place, raise or resize the protective stop as the state now requires."""
     if not wants_protective(policy) or not state.is_open or state.breaker.is_open(now):
         return state, []
-    if state.pending is not None or state.deferred is not None:
-        return state, []  # an exit is in flight or waiting for the stop's cancel
+    if state.pending is not None:
+        return state, []  # an exit is in flight: the stop was cancelled for it
+    # an exit waiting (for the open, or for this stop's cancel) keeps the position protected
     level = protective_level(state, policy)
     if level is None:
         return state, []

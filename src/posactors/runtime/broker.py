@@ -46,6 +46,7 @@ from posactors.runtime.context import RuntimeContext
 from posactors.runtime.messages import (
     CancelExit,
     Drain,
+    JournalStatus,
     OrderEvent,
     Own,
     ReplaceExit,
@@ -133,7 +134,8 @@ class BrokerActor(TrackedActor):
             self._push(intent.reason.priority, job)
         elif isinstance(message, CancelExit):
             self.owners.setdefault(message.client_order_id, message.owner)
-            self._push(CANCEL_PRIORITY, _Job("cancel", message.client_order_id))
+            if not self._unqueue(message.client_order_id):
+                self._push(CANCEL_PRIORITY, _Job("cancel", message.client_order_id))
         elif isinstance(message, Resolve):
             self.owners[message.intent.client_order_id] = message.owner
             job = _Job(
@@ -166,6 +168,27 @@ class BrokerActor(TrackedActor):
         if self.auto_drain:
             self._drain()
         return None
+
+    def _unqueue(self, client_order_id: str) -> bool:
+        """A cancel for an order still waiting here: it is never sent, and is cancelled."""
+        kept = [
+            entry
+            for entry in self._queue
+            if not (entry[2].kind == "send" and entry[2].client_order_id == client_order_id)
+        ]
+        if len(kept) == len(self._queue):
+            return False
+        dropped = next(e[2] for e in self._queue if e[2].client_order_id == client_order_id)
+        self._queue = kept
+        heapq.heapify(self._queue)
+        assert dropped.intent is not None
+        self.ctx.log.event("order_cancelled_before_sending", order=client_order_id)
+        self._route(
+            OrderUpdate(
+                client_order_id, OrderStatus.CANCELED, Decimal(0), None, self.ctx.clock.now()
+            )
+        )
+        return True
 
     def _push(self, priority: int, job: _Job) -> None:
         heapq.heappush(self._queue, (priority, next(self._seq), job))
@@ -357,9 +380,11 @@ class BrokerActor(TrackedActor):
     # --- updates
     def _route(self, update: OrderUpdate) -> None:
         owner = self.owners.get(update.client_order_id)
-        if owner is None:
+        delivered = owner is not None and self.tell(owner, OrderEvent(update))
+        if not delivered:
             self.ctx.metrics.inc("updates_unowned")
+            if update.status.is_terminal:  # its journal entry must still end
+                self.ctx.tell(self.ctx.store, JournalStatus(update))
             return
-        self.tell(owner, OrderEvent(update))
         if update.status.is_terminal:
             del self.owners[update.client_order_id]

@@ -108,7 +108,13 @@ class Engine:
         ctx.tell(ctx.supervisor, CheckApprovals())
         if not self.virtual:
             ctx.tell(ctx.quotes, Poll(reschedule=True))
-        self.settle()
+        try:
+            self.settle()
+            if ctx.fatal is not None:  # e.g. an unreadable state: nothing may run on it
+                raise EngineFailed(ctx.fatal)
+        except EngineFailed:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         """Flush state and stop every actor; safe to call twice."""

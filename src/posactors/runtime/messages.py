@@ -65,6 +65,13 @@ class Flush:
 
 
 @dataclass(frozen=True, slots=True)
+class JournalStatus:
+    """The end of an order that no position actor will hear of (its position closed)."""
+
+    update: OrderUpdate
+
+
+@dataclass(frozen=True, slots=True)
 class Restore:
     """Flush, then read a position's last snapshot for the supervisor to restart it."""
 

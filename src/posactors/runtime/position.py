@@ -49,24 +49,19 @@ from posactors.runtime.messages import (
     CancelExit,
     ExitEvent,
     ForeignStop,
+    JournalStatus,
     OrderEvent,
     Persist,
     PositionClosed,
     QuoteReady,
     ReplaceExit,
+    Resolve,
     SendExit,
     Wake,
 )
 from posactors.runtime.tracker import TrackedActor
 from posactors.state import PositionState, adopt_quantity, approve, order_field, record_bar
-
-TERMINAL_JOURNAL = {
-    OrderStatus.FILLED: "filled",
-    OrderStatus.CANCELED: "canceled",
-    OrderStatus.EXPIRED: "expired",
-    OrderStatus.REJECTED: "rejected",
-    OrderStatus.REPLACED: "replaced",
-}
+from posactors.store import journal_status
 
 
 class QuoteSlot:
@@ -215,6 +210,7 @@ class PositionActor(TrackedActor):
         super().__init__(ctx.tracker)
         self.ctx = ctx
         self.restored = restored  # from a snapshot: nothing new to save at start
+        self.closed = False
         self.state = state
         self.policy = policy
         self.slot = slot
@@ -264,6 +260,10 @@ class PositionActor(TrackedActor):
                 self.tell(self.actor_ref, QuoteReady())
 
     def _handle(self, message: Any) -> Any:
+        if self.closed:  # retired: its history is written; nothing may write it back
+            if isinstance(message, OrderEvent) and message.update.status.is_terminal:
+                self.ctx.tell(self.ctx.store, JournalStatus(message.update))
+            return self.state if message == "state" else None
         now = self.ctx.clock.now()
         if isinstance(message, QuoteReady):
             quote, received, self._cycle = self.slot.take()
@@ -434,7 +434,7 @@ class PositionActor(TrackedActor):
         record = getattr(self.state, name)
         self.state, fill = on_order_update(self.state, update, self.ctx.config.engine)
         pid, symbol = self.state.position_id, self.state.symbol
-        status = TERMINAL_JOURNAL.get(update.status, "working")
+        status = journal_status(update.status)
         entry = journal_entry(
             record.intent,
             status,
@@ -471,6 +471,7 @@ class PositionActor(TrackedActor):
         self._persist(ops, [], now)
 
     def _close(self, ops: list, now: datetime) -> None:
+        self.closed = True
         state = self.state
         ops.append(
             ("history", f"{now.isoformat()}|{state.position_id}", history_record(state, now))
@@ -508,6 +509,12 @@ class PositionActor(TrackedActor):
             return
         if self._adopt_seen != qty:
             self._adopt_seen = qty
+            # a broker-held stop may have filled unseen (stream down): look it up first, so
+            # its fill is recorded as the exit it was, not as a sale made elsewhere
+            for record in (self.state.protective, self.state.protective_prev):
+                if record is not None:
+                    resolve = Resolve(record.intent, self.actor_ref, resend=False)
+                    self.ctx.tell(self.ctx.broker, resolve)
             return
         self._adopt_seen = None
         self.ctx.log.event(

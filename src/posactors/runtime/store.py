@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from posactors.model import OrderUpdate
 from posactors.runtime.context import RuntimeContext
-from posactors.runtime.messages import Flush, Persist, Restore, Restored
+from posactors.runtime.messages import Flush, JournalStatus, Persist, Restore, Restored
 from posactors.runtime.tracker import TrackedActor
-from posactors.store import StateStore, StoreError
+from posactors.store import StateStore, StoreError, journal_status
 
 
 class StoreActor(TrackedActor):
@@ -53,11 +54,30 @@ class StoreActor(TrackedActor):
             self._flush()
             state = self.store.snapshot(message.position_id)
             self.ctx.tell(self.ctx.supervisor, Restored(message.position_id, state))
+        elif isinstance(message, JournalStatus):
+            self._journal_status(message.update)
         elif message == "flush":  # ask(): tests and shutdown
             self._flush()
         elif message == "buffered":
             return len(self._ops)
         return None
+
+    def _journal_status(self, update: OrderUpdate) -> None:
+        """Mark an intent's journal entry with its order's end, keeping everything else."""
+        self._flush()
+        entry = self.store.intent(update.client_order_id)
+        if entry is None:
+            return
+        status = journal_status(update.status)
+        entry = {
+            **entry,
+            "status": status,
+            "filled_qty": str(update.filled_qty),
+            "note": update.reason or entry.get("note"),
+            "updated_at": update.time.isoformat(),
+        }
+        self._ops.append(("journal", update.client_order_id, entry))
+        self._flush()
 
     def _flush(self) -> None:
         self._flush_queued = False

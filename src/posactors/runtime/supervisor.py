@@ -92,7 +92,12 @@ class Supervisor(TrackedActor):
         self.kill_switch: dict | None = None
 
     def on_start(self) -> None:
-        for state in self.store.snapshots().values():
+        try:
+            snapshots = self.store.snapshots()
+        except Exception as exc:  # pykka calls no on_failure for on_start: say it here
+            self.ctx.core_failed("Supervisor", exc)
+            raise
+        for state in snapshots.values():
             self._spawn(state, restored=True)
 
     def on_stop(self) -> None:
@@ -153,7 +158,7 @@ class Supervisor(TrackedActor):
             self._track(position)
         for symbol, pid in list(self.symbols.items()):
             if symbol not in seen and pid in self.actors:
-                self.ctx.tell(self.actors[pid], AdoptQuantity(0))
+                self.ctx.tell(self.actors[pid], AdoptQuantity(Decimal(0)))
         self._check_protective_stops(seen)
         self._check_approvals()
         self._check_drawdown()
@@ -266,8 +271,11 @@ class Supervisor(TrackedActor):
                 (state.protective_prev, False),
             ):
                 if record is not None:
-                    self.ctx.tell(self.ctx.broker, Own((record.intent.client_order_id,), ref))
+                    coid = record.intent.client_order_id
+                    self.ctx.tell(self.ctx.broker, Own((coid,), ref))
                     self.ctx.tell(self.ctx.broker, Resolve(record.intent, ref, resend=resend))
+                    if record.cancel_requested:  # the cancel may have died with the process
+                        self.ctx.tell(self.ctx.broker, CancelExit(coid, ref))
 
     def _failed(self, message: ActorFailed) -> None:
         pid = message.position_id
