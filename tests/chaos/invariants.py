@@ -1,0 +1,180 @@
+"""The soak's invariants (the issue's list), checked against the exchange and the engine.
+
+- live orders: per symbol at most one posactors order is working at the exchange: the
+  broker-held stop or one exit (the engine cancels the stop and waits for the cancel
+  before any other exit, and places it again only once that exit is over); no two exits
+  overlap (``duplicate_exits() == 0``); a live stop's price never moves against the
+  position;
+- quantities: what the exit orders of a symbol filled never exceeds what was opened,
+  and what its tier's orders filled never exceeds the tier's share (no exit twice);
+- the effective stop of every position never moves against it, across restarts too;
+- protection: every open position has a live order (its stop, or an exit) at the
+  exchange, at the latest ``grace`` after it was last seen with one (faults, rate limits
+  and restarts may delay it);
+- after a crash: every order the exchange has was journaled first (write-ahead);
+- at the end (after the calm): every position protected, every journaled intent
+  resolved, engine and exchange agree on every position.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal
+
+from posactors.adapters.sim import SimExchange
+from posactors.model import OrderRequest, Side
+from posactors.state import PositionState
+from posactors.store import TERMINAL_STATUSES
+
+KEEP = 5  # violations of each kind kept verbatim (all are counted)
+
+
+def is_ours(client_order_id: str) -> bool:
+    return client_order_id.startswith("pa-")
+
+
+def is_stop(client_order_id: str) -> bool:
+    return "-ps-" in client_order_id
+
+
+class Invariants:
+    """Counts and keeps violations; the soak calls it after every step."""
+
+    def __init__(self, grace: timedelta, tier_pct: Decimal) -> None:
+        self.grace = grace
+        self.tier_pct = tier_pct  # the one tier's sell_pct: what its orders may fill in all
+        self.count = 0
+        self.kept: list[str] = []
+        self.opened: dict[str, Decimal] = {}  # symbol -> shares opened (each symbol once)
+        self.sides: dict[str, Side] = {}
+        self.best_stop: dict[str, Decimal] = {}  # position id -> most protective seen
+        self.best_live_stop: dict[str, Decimal] = {}  # symbol -> at the exchange
+        self.unprotected_since: dict[str, datetime] = {}
+        self.reported: set[str] = set()
+        self.reported_tiers: set[str] = set()
+        self.longest_unprotected = timedelta(0)
+        self.duplicates = 0
+        self.by_kind: dict[str, int] = defaultdict(int)
+
+    def violation(self, kind: str, text: str) -> None:
+        self.count += 1
+        self.by_kind[kind] += 1
+        if self.by_kind[kind] <= KEEP:
+            self.kept.append(f"{kind}: {text}")
+
+    def opened_position(self, symbol: str, side: Side, qty: Decimal) -> None:
+        assert symbol not in self.opened, "the soak opens each symbol once"
+        self.opened[symbol], self.sides[symbol] = qty, side
+
+    # --- after every step
+    def check_exchange(self, sim: SimExchange, now: datetime, parked: set[str]) -> None:
+        """Live orders, duplicates and protection, from the exchange's point of view."""
+        live: dict[str, list] = defaultdict(list)
+        for request, _update in sim.open_orders():
+            if is_ours(request.client_order_id):
+                live[request.symbol].append(request)
+        for symbol, orders in live.items():
+            if len(orders) > 1:
+                ids = sorted(o.client_order_id for o in orders)
+                self.violation("two_live_orders", f"{now} {symbol}: {ids}")
+            for o in orders:
+                if is_stop(o.client_order_id):
+                    self._stop_price(symbol, o.stop_price, now)
+        duplicates = sim.duplicate_exits()
+        if duplicates != self.duplicates:
+            self.violation("duplicate_exit", f"{now}: duplicate_exits() = {duplicates}")
+            self.duplicates = duplicates
+        held = {p.symbol for p in sim.list_positions()}
+        for symbol in held:
+            if symbol in live or symbol in parked:
+                self.unprotected_since.pop(symbol, None)
+                continue
+            since = self.unprotected_since.setdefault(symbol, now)
+            self.longest_unprotected = max(self.longest_unprotected, now - since)
+            if now - since > self.grace and symbol not in self.reported:
+                self.reported.add(symbol)
+                self.violation("unprotected", f"{symbol} has had no live order since {since}")
+        for symbol in list(self.unprotected_since):
+            if symbol not in held:
+                del self.unprotected_since[symbol]
+
+    def _stop_price(self, symbol: str, price: Decimal | None, now: datetime) -> None:
+        assert price is not None
+        sign = self.sides[symbol].sign
+        best = self.best_live_stop.get(symbol)
+        if best is not None and sign * (price - best) < 0:
+            self.violation("stop_lowered_at_broker", f"{now} {symbol}: {best} -> {price}")
+        if best is None or sign * (price - best) > 0:
+            self.best_live_stop[symbol] = price
+
+    def check_fills(self, sim: SimExchange) -> int:
+        """Sold never exceeds held, a tier never sells more than once its share; returns
+        the number of orders the exchange has."""
+        sold: dict[str, Decimal] = defaultdict(Decimal)
+        tiers: dict[str, Decimal] = defaultdict(Decimal)
+        log = sim.order_log()
+        for order in log:
+            cid, symbol, filled = order["client_order_id"], order["symbol"], order["filled_qty"]
+            if is_ours(cid):
+                sold[symbol] += Decimal(filled)
+                if "-ti-" in cid:
+                    tiers[symbol] += Decimal(filled)
+        for symbol, qty in sold.items():
+            if qty > self.opened.get(symbol, Decimal(0)):
+                self.violation("oversold", f"{symbol}: {qty} sold of {self.opened.get(symbol)}")
+                self.opened[symbol] = qty  # report once per excess
+        for symbol, qty in tiers.items():
+            share = (self.opened[symbol] * self.tier_pct / 100).to_integral_value(ROUND_FLOOR)
+            if qty > share and symbol not in self.reported_tiers:
+                self.reported_tiers.add(symbol)
+                self.violation("tier_filled_twice", f"{symbol}: the tier sold {qty}, not {share}")
+        return len(log)
+
+    def check_stops(self, states: dict[str, PositionState], now: datetime) -> None:
+        """The effective stop of every position never moves against it."""
+        for pid, state in states.items():
+            stop, best = state.effective_stop, self.best_stop.get(pid)
+            if best is None:
+                if stop is not None:
+                    self.best_stop[pid] = stop
+                continue
+            if stop is None or state.side.sign * (stop - best) < 0:
+                self.violation("effective_stop_lowered", f"{now} {pid}: {best} -> {stop}")
+                continue
+            self.best_stop[pid] = stop
+
+    # --- after a crash, and at the end
+    def check_journaled(self, journal: dict, order_log: list[dict], when: str) -> None:
+        """Write-ahead: every order of ours at the exchange has its intent in the journal."""
+        for order in order_log:
+            cid = order["client_order_id"]
+            if is_ours(cid) and cid not in journal:
+                self.violation("not_journaled", f"{when}: {cid} at the exchange, not journaled")
+
+    def check_end(
+        self,
+        journal: dict[str, dict],
+        snapshots: dict[str, PositionState],
+        live: dict[str, OrderRequest],
+        held: dict[str, Decimal],
+        parked: set[str],
+    ) -> None:
+        """After the calm: every position protected; every journaled intent resolved
+        (filled, cancelled, expired, rejected, replaced), but for the live broker stops;
+        the journal and the snapshots agree with the exchange."""
+        for symbol in set(held) - {r.symbol for r in live.values()} - parked:
+            self.violation("unprotected_at_end", f"{symbol} has no live order after the calm")
+        for cid, entry in journal.items():
+            done = entry["status"] in TERMINAL_STATUSES or entry["status"] == "replaced"
+            if not done and not (cid in live and is_stop(cid)):
+                self.violation("intent_unresolved", f"{cid} is {entry['status']!r}")
+            if done and cid in live:
+                self.violation("journal_behind", f"{cid} is live but {entry['status']!r}")
+        known = {s.symbol: s.qty for s in snapshots.values()}
+        for symbol in set(held) | set(known):
+            if symbol not in parked and held.get(symbol) != known.get(symbol):
+                self.violation(
+                    "state_mismatch",
+                    f"{symbol}: exchange holds {held.get(symbol)}, engine {known.get(symbol)}",
+                )

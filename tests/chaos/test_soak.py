@@ -1,0 +1,63 @@
+"""The soak (issue: chaos): 500 positions through the engine in virtual time, under faults.
+
+The CI run covers the last hour of a Monday session (the close: day orders expire),
+the night, and the next morning's open (a gap), with two crashes; ``pytest -m slow
+tests/chaos`` runs a whole week, nights and weekend included, with eight. Both print the
+report (``-s`` shows it). See :mod:`chaos.soak` for what is injected and checked.
+
+The soak found the sixteen bugs reproduced (and fixed) in test_found_bugs.py. With those
+fixed it still finds violations (two live tier orders after a resubmit under lost and
+repeated updates, a tier filled twice, positions without a live order after the close,
+one unresolved intent): both tests are xfail, not strict (the actors' timing varies from
+run to run), until those are fixed too. Then remove the markers: zero violations.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from chaos.soak import NY, START, run_soak
+
+OPEN_BUGS = (
+    "open: two live tier orders after a resubmit under lost/repeated updates, a tier "
+    "filled twice, positions without a live order after the close, an unresolved intent"
+)
+
+
+@pytest.mark.xfail(strict=False, reason=OPEN_BUGS)
+def test_soak_through_the_close_with_crashes(tmp_path):
+    report = run_soak(
+        tmp_path,
+        positions=500,
+        sessions=0.2,  # 78 minutes of session: 15:00 to the close, then the next open
+        seed=7,
+        step_s=15.0,
+        start=datetime(2024, 3, 11, 15, 0, tzinfo=NY),
+        crashes=2,
+        clean_s=300.0,
+    )
+    print(f"\nsoak (CI)\n{report.text()}")
+    assert report.violations == 0, report.text()
+    assert report.crashes == 2 and report.steps > 300
+    assert report.faults and report.exits and report.orders > 1000
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason=OPEN_BUGS)
+def test_soak_a_whole_week(tmp_path):
+    report = run_soak(
+        tmp_path,
+        positions=500,
+        sessions=5.02,  # Monday open to Friday close, the weekend, 8 minutes of Monday
+        seed=11,
+        step_s=30.0,
+        start=START,
+        night_step_s=1800.0,
+        crashes=8,
+        progress=print,
+    )
+    print(f"\nsoak (a week)\n{report.text()}")
+    assert report.violations == 0, report.text()
+    assert report.crashes == 8 and report.virtual_s >= 4 * 86_400
