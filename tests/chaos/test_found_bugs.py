@@ -17,7 +17,7 @@ from posactors.adapters.sim import SimExchange, SimFaults
 from posactors.calendar import xnys
 from posactors.cli import main
 from posactors.codec import state_from_dict, state_to_dict
-from posactors.model import Side
+from posactors.model import OrderRequest, OrderSide, OrderType, Side, UnknownOutcome
 from posactors.policy import parse_config
 from posactors.runtime.engine import EngineFailed
 from posactors.runtime.messages import AdoptQuantity, Flush
@@ -285,6 +285,51 @@ def test_a_broker_stop_filled_unseen_is_recorded_as_the_exit(tmp_path):
         assert closed["exit_reasons"] == ["stop_loss"]
         assert D(closed["realized_pnl"]) == -900
         assert store.open_intents() == []
+
+
+class Unanswered(NoStream):
+    """The exchange, whose submits get no answer (a 503) while ``down``."""
+
+    down = True
+
+    def subscribe(self, callback) -> None:
+        self.sim.subscribe(callback)
+
+    def submit_order(self, request):
+        if self.down:
+            raise UnknownOutcome("simulated 503")
+        return self.sim.submit_order(request)
+
+
+@pytest.mark.xfail(strict=True, reason="a quantity changed during a pending exit is never adopted")
+def test_a_quantity_sold_elsewhere_while_an_exit_is_pending_is_adopted(tmp_path):
+    """40 of 100 shares are sold elsewhere while the stop's exit is pending (its submit
+    unanswered). PositionActor._adopt ignores AdoptQuantity while an exit is pending, and
+    since 87d8d55 the Supervisor sends it only on the two reconciles after a change: the
+    engine keeps 100 forever; every exit asks for 100, is refused (insufficient qty,
+    available 60), and the position is never closed nor protected (the week soak saw
+    1,000+ refusals on one such position)."""
+    cfg, _ = parse_config(
+        {
+            "exits": {"stop_loss": {"pct": 5}},
+            "engine": {"reconcile_interval_s": 1},
+            "market_data": {"poll_interval_s": 1},
+        }
+    )
+    sim = account(tmp_path, 1)
+    broker = Unanswered(sim)
+    engine = make_engine(tmp_path, broker, cfg)
+    engine.start()
+    try:
+        run(engine, sim, 2, {1: {"S000": "90"}})  # the stop's order: no answer, pending
+        manual = OrderRequest("S000", OrderSide.SELL, D(40), OrderType.MARKET, "day", "manual-1")
+        sim.submit_order(manual)
+        run(engine, sim, 5)  # the reconciles see 60 while the exit is pending
+        broker.down = False
+        run(engine, sim, 120)
+    finally:
+        engine.stop()
+    assert sim.list_positions() == []  # -10%: stopped out
 
 
 # --- outside inputs (found by test_fuzz_inputs.py)

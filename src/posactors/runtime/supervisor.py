@@ -86,7 +86,6 @@ class Supervisor(TrackedActor):
         self.states: dict[str, PositionState] = {}  # as spawned (symbol, id)
         self.restarts: dict[str, list[datetime]] = {}
         self.parked: dict[str, str] = {}
-        self.broker_qty: dict[str, tuple] = {}  # the broker's last two quantities per position
         self.orphans: dict[str, datetime] = {}  # our stops whose position is gone: first seen
         self.peak_equity: Decimal | None = None
         self.kill_switch: dict | None = None
@@ -235,13 +234,10 @@ class Supervisor(TrackedActor):
                 qty=position.qty,
             )
             return
-        # the actor adopts a quantity seen on two reconciles in a row: tell it of a change
-        # on the reconcile it happens and on the next, and spare it the unchanged rest
-        seen = self.broker_qty.get(pid, ())
-        unchanged = len(seen) == 2 and seen[0] == seen[1] == position.qty
-        if pid in self.actors and not unchanged:
+        # every reconcile: the actor adopts a quantity seen on two reconciles in a row with
+        # no exit of its own in flight, which may be many reconciles after the change
+        if pid in self.actors:
             self.ctx.tell(self.actors[pid], AdoptQuantity(position.qty))
-        self.broker_qty[pid] = (*seen[-1:], position.qty)
 
     def _check_approvals(self) -> None:
         for approval_id in self.store.approvals():
@@ -305,7 +301,6 @@ class Supervisor(TrackedActor):
         pid = state.position_id
         ref = self.actors.pop(pid, None)
         self.symbols.pop(state.symbol, None)
-        self.broker_qty.pop(pid, None)
         self.states.pop(pid, None)
         self.ctx.metrics.inc("positions_closed")
         if ref is not None:
