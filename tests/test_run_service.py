@@ -169,3 +169,31 @@ def test_missing_keys_exit_2_before_anything_starts(tmp_path):
     )
     assert done.returncode == 2 and "APCA_API_KEY_ID" in done.stderr
     assert not (tmp_path / "s").exists()
+
+
+def test_metrics_endpoint_serves_exits_and_positions(server, tmp_path):
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:  # a free port on 127.0.0.1
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = start(server, tmp_path, "--metrics-port", str(port))
+    try:
+        wait_for(lambda: '"service_running"' in events(tmp_path))
+        server.set_price("AAPL", "94")
+        wait_for(lambda: any(o["status"] == "filled" for o in orders(server, "AAPL")))
+
+        def scrape() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                return r.read().decode()
+
+        body = wait_for(
+            lambda: 'posactors_exits_total{reason="stop_loss"} 1.0' in scrape() and scrape()
+        )
+        assert "posactors_positions 1.0" in body  # MSFT is left
+        assert 'posactors_events_total{name="orders_sent"}' in body
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()

@@ -134,7 +134,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         config = config.model_copy(update={"dry_run": True})
     state_dir = Path(args.state) if args.state else Path(config.state.path)
-    return run_service(config, state_dir, live=sys.stdout.isatty())
+    if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
+        raise InputError(f"--metrics-port {args.metrics_port}: expected a port, 1-65535")
+    return run_service(config, state_dir, live=sys.stdout.isatty(), metrics_port=args.metrics_port)
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
@@ -193,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", required=True, metavar="FILE")
     run.add_argument("--state", metavar="DIR", help="state directory (default: state.path)")
     run.add_argument("--dry-run", action="store_true", help="decide and journal, send nothing")
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on 127.0.0.1:PORT/metrics",
+    )
     run.set_defaults(handler=cmd_run)
 
     ap = commands.add_parser("approve", help="approve a pending exit")

@@ -23,7 +23,9 @@ from posactors.runtime.engine import Engine
 EXIT_OK, EXIT_FAILURE = 0, 1
 
 
-def run_service(config: Config, state_dir: Path, live: bool = False) -> int:
+def run_service(
+    config: Config, state_dir: Path, live: bool = False, metrics_port: int | None = None
+) -> int:
     """Run until a signal; 0 after a clean stop, 1 if the engine failed underneath."""
     from posactors.adapters.alpaca import from_env
 
@@ -49,7 +51,13 @@ def run_service(config: Config, state_dir: Path, live: bool = False) -> int:
     status = EXIT_OK
     try:
         engine.start()
-        log.event("service_running", state=str(state_dir), dry_run=config.dry_run)
+        if metrics_port is not None:
+            from posactors.metrics_http import serve_metrics
+
+            serve_metrics(engine, metrics_port)
+        log.event(
+            "service_running", state=str(state_dir), dry_run=config.dry_run, metrics=metrics_port
+        )
         table = _StatusTable(engine) if live else None
         while not stop.wait(1.0):
             if engine.failed is not None:
