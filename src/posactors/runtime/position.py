@@ -14,7 +14,6 @@ Supervisor restarts it from its last snapshot.
 
 from __future__ import annotations
 
-import threading
 import zlib
 from dataclasses import replace
 from datetime import datetime
@@ -22,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from posactors.codec import intent_to_dict, state_to_dict
-from posactors.model import ExitIntent, OrderStatus, OrderUpdate, Quote
+from posactors.model import ExitIntent, OrderStatus, OrderUpdate
 from posactors.policy import ExitPolicy
 from posactors.rules import (
     Alert,
@@ -34,10 +33,9 @@ from posactors.rules import (
     on_order_update,
     on_quote,
 )
-from posactors.rules.bands import Band, inside, quiet_band
+from posactors.rules.bands import quiet_band
 from posactors.rules.deadlines import next_deadline
 from posactors.rules.protective import PlaceStop, ReplaceStop, protect
-from posactors.rules.quotes import trigger_price
 from posactors.rules.tiers import tier_bars_needed
 from posactors.runtime.clock import Timer
 from posactors.runtime.context import RuntimeContext
@@ -59,100 +57,10 @@ from posactors.runtime.messages import (
     SendExit,
     Wake,
 )
+from posactors.runtime.quote_slot import QuoteSlot
 from posactors.runtime.tracker import TrackedActor
 from posactors.state import PositionState, adopt_quantity, approve, order_field, record_bar
 from posactors.store import journal_status
-
-
-class QuoteSlot:
-    """The latest quote for one actor, and the band inside which it need not be woken.
-
-    Coalescing: a newer quote replaces an unread one, so a busy actor reads only
-    the newest. Filtering: a quote whose trigger price lies strictly inside the
-    actor's quiet band (:func:`~posactors.rules.bands.quiet_band`) is kept
-    without waking the actor, since it could change nothing. While the actor
-    handles a message its band may be out of date, so every quote arriving then
-    wakes it; when done it publishes its new band and is woken at once if the
-    latest quote lies outside it. No quote that matters is ever skipped.
-    """
-
-    __slots__ = (
-        "_band",
-        "_busy",
-        "_cycle",
-        "_fresh",
-        "_lock",
-        "_quote",
-        "_received",
-        "_trigger",
-        "_waiting",
-        "skipped",
-    )
-
-    def __init__(self, trigger: str = "last") -> None:
-        self._lock = threading.Lock()
-        self._trigger = trigger
-        self._quote: Quote | None = None
-        self._received = 0.0
-        self._cycle = 0
-        self._waiting = False
-        self._busy = False
-        self._fresh = False  # the latest quote has not been evaluated
-        self._band: Band | None = None
-        self.skipped = 0
-
-    def _quiet(self, quote: Quote | None) -> bool:
-        if quote is None or self._band is None:
-            return False
-        bid, ask = quote.bid, quote.ask
-        if (
-            bid is not None
-            and ask is not None
-            and bid.is_finite()
-            and ask.is_finite()
-            and bid > ask
-        ):
-            return False  # a crossed book is counted by the actor
-        return inside(self._band, trigger_price(quote, self._trigger))
-
-    def put(self, quote: Quote, received: float, cycle: int = 0) -> bool:
-        """Store ``quote``; True when the actor must be told (it is not already due to read)."""
-        with self._lock:
-            self._quote, self._cycle, self._fresh = quote, cycle, True
-            if self._waiting:
-                return False
-            if not self._busy and self._quiet(quote):
-                self.skipped += 1
-                return False
-            self._waiting = True
-            self._received = received  # the oldest unread arrival, for latency
-            return True
-
-    def take(self) -> tuple[Quote | None, float, int]:
-        with self._lock:
-            self._waiting = self._fresh = False
-            return self._quote, self._received, self._cycle
-
-    def begin(self) -> None:
-        """The actor starts handling a message: its band may go out of date."""
-        with self._lock:
-            self._busy = True
-
-    def finish(self, band: Band | None) -> bool:
-        """Publish the new band; True if the latest quote must be evaluated now."""
-        with self._lock:
-            self._busy, self._band = False, band
-            if self._fresh and not self._waiting and not self._quiet(self._quote):
-                self._waiting = True
-                return True
-            return False
-
-    def quiet_price(self) -> Decimal | None:
-        """The trigger price of an unread quote inside the band (it changes only the last price)."""
-        with self._lock:
-            if self._fresh and not self._waiting and self._quiet(self._quote):
-                return trigger_price(self._quote, self._trigger)
-            return None
 
 
 def journal_entry(intent: ExitIntent, status: str, now: datetime, **fields: Any) -> dict:

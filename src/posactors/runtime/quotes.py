@@ -21,7 +21,7 @@ import pykka
 from posactors.model import Bar, MarketData, Quote
 from posactors.runtime.context import RuntimeContext
 from posactors.runtime.messages import BarsUpdate, QuoteReady
-from posactors.runtime.position import QuoteSlot
+from posactors.runtime.quote_slot import QuoteSlot
 from posactors.runtime.tracker import TrackedActor
 
 

@@ -41,7 +41,8 @@ from posactors.runtime.messages import (
     Restore,
     Restored,
 )
-from posactors.runtime.position import PositionActor, QuoteSlot
+from posactors.runtime.position import PositionActor
+from posactors.runtime.quote_slot import QuoteSlot
 from posactors.runtime.quotes import Subscribe, Unsubscribe
 from posactors.runtime.tracker import TrackedActor
 from posactors.state import PositionState, open_position
