@@ -53,6 +53,7 @@ class Invariants:
         self.unprotected_since: dict[str, datetime] = {}
         self.reported: set[str] = set()
         self.reported_tiers: set[str] = set()
+        self.reported_pairs: set[tuple[str, ...]] = set()
         self.longest_unprotected = timedelta(0)
         self.duplicates = 0
         self.by_kind: dict[str, int] = defaultdict(int)
@@ -68,16 +69,17 @@ class Invariants:
         self.opened[symbol], self.sides[symbol] = qty, side
 
     # --- after every step
-    def check_exchange(self, sim: SimExchange, now: datetime, parked: set[str]) -> None:
+    def check_exchange(self, sim: SimExchange, now: datetime) -> None:
         """Live orders, duplicates and protection, from the exchange's point of view."""
         live: dict[str, list] = defaultdict(list)
         for request, _update in sim.open_orders():
             if is_ours(request.client_order_id):
                 live[request.symbol].append(request)
         for symbol, orders in live.items():
-            if len(orders) > 1:
-                ids = sorted(o.client_order_id for o in orders)
-                self.violation("two_live_orders", f"{now} {symbol}: {ids}")
+            ids = tuple(sorted(o.client_order_id for o in orders))
+            if len(ids) > 1 and ids not in self.reported_pairs:  # once while they last
+                self.reported_pairs.add(ids)
+                self.violation("two_live_orders", f"{now} {symbol}: {list(ids)}")
             for o in orders:
                 if is_stop(o.client_order_id):
                     self._stop_price(symbol, o.stop_price, now)
@@ -87,7 +89,7 @@ class Invariants:
             self.duplicates = duplicates
         held = {p.symbol for p in sim.list_positions()}
         for symbol in held:
-            if symbol in live or symbol in parked:
+            if symbol in live:  # parked too: its broker stop stays (SPEC 2)
                 self.unprotected_since.pop(symbol, None)
                 continue
             since = self.unprotected_since.setdefault(symbol, now)
@@ -161,13 +163,14 @@ class Invariants:
         parked: set[str],
     ) -> None:
         """After the calm: every position protected; every journaled intent resolved
-        (filled, cancelled, expired, rejected, replaced), but for the live broker stops;
-        the journal and the snapshots agree with the exchange."""
-        for symbol in set(held) - {r.symbol for r in live.values()} - parked:
+        (filled, cancelled, expired, rejected, replaced) or still live at the exchange (a
+        broker stop, a limit order working until the close); the journal and the
+        snapshots agree with the exchange."""
+        for symbol in set(held) - {r.symbol for r in live.values()}:
             self.violation("unprotected_at_end", f"{symbol} has no live order after the calm")
         for cid, entry in journal.items():
             done = entry["status"] in TERMINAL_STATUSES or entry["status"] == "replaced"
-            if not done and not (cid in live and is_stop(cid)):
+            if not done and cid not in live:  # live: a stop, or a day order still working
                 self.violation("intent_unresolved", f"{cid} is {entry['status']!r}")
             if done and cid in live:
                 self.violation("journal_behind", f"{cid} is live but {entry['status']!r}")

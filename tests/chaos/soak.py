@@ -53,6 +53,7 @@ from posactors.store import StateStore, StoreError
 
 NY = ZoneInfo("America/New_York")
 START = datetime(2024, 3, 11, 9, 30, tzinfo=NY)  # a Monday open
+AFTER_CLOSE_S = 900.0
 CRASH_MODES = ("while_deciding", "after_commit", "while_sending")
 RULE_NAMES = {"sl": "stop_loss", "sc": "staircase", "tr": "trailing", "mh": "max_hold",
               "tp": "take_profit", "ti": "tier", "ps": "broker_stop"}  # fmt: skip
@@ -129,19 +130,24 @@ class SoakReport:
 
 def schedule(start: datetime, sessions: float, step_s: float, night_step_s: float | None):
     """Step times for ``sessions`` x 6.5 h of regular session from ``start``: ``step_s``
-    apart in the session; between sessions one jump to the next open (``night_step_s``
-    None) or steps of ``night_step_s`` through the night and the weekend."""
+    apart in the session and for ``AFTER_CLOSE_S`` after the close (what was queued at the
+    close goes out, as it would in real time); then one jump to the next open
+    (``night_step_s`` None) or steps of ``night_step_s`` through the night and weekend."""
     cal = xnys()
     times: list[datetime] = []
     now, left = start, sessions * 23_400
     while left > 0:
-        session_close = cal.close_at(cal.session_of(now))
+        close = cal.close_at(cal.session_of(now))
         if cal.is_regular_hours(now):
-            nxt = min(now + timedelta(seconds=step_s), session_close)
+            nxt = min(now + timedelta(seconds=step_s), close)
             left -= (nxt - now).total_seconds()
         else:
+            last_close = cal.close_at(cal.session_of(now - timedelta(seconds=AFTER_CLOSE_S)))
+            after_close = last_close <= now < last_close + timedelta(seconds=AFTER_CLOSE_S)
             nxt = cal.next_open(now + timedelta(microseconds=1))
-            if night_step_s is not None:
+            if after_close:
+                nxt = now + timedelta(seconds=step_s)
+            elif night_step_s is not None:
                 nxt = min(now + timedelta(seconds=night_step_s), nxt)
         times.append(nxt)
         now = nxt
@@ -196,7 +202,9 @@ class _Soak:
 
 
 def chaos_actor(seed: int, p: float, faults: Counter[str]) -> type[PositionActor]:
-    """A PositionActor that raises on a seeded fraction ``p`` of its messages."""
+    """A PositionActor that raises on a seeded fraction ``p`` of its messages. The rolls
+    restart with each incarnation, so a position whose k-th message fails fails at the
+    k-th again after its restart, like a poisoned message: some positions get parked."""
 
     class ChaosActor(PositionActor):
         def handle(self, message):
@@ -347,7 +355,7 @@ def drive(soak, life, times, crash_at, positions, volatility, check_every, progr
             soak.parked = {pid.rsplit("-", 2)[0] for pid in life.engine.status()["parked"]}
             soak.inv.check_stops(life.engine.positions(), now)
             soak.inv.check_fills(life.sim)
-        soak.inv.check_exchange(life.sim, now, soak.parked)
+        soak.inv.check_exchange(life.sim, now)
         held = len(life.sim.list_positions())
         if cal.is_regular_hours(now) and held < positions:
             soak.open_positions(life.sim, min(positions - held, 5), volatility)
@@ -371,7 +379,7 @@ def finish(soak: _Soak, life: _Life, step_s: float, clean_s: float) -> _Life:
         life.sim.advance(now)
         life.engine.step(now)
         soak.last = now
-        soak.inv.check_exchange(life.sim, now, parked)
+        soak.inv.check_exchange(life.sim, now)
     soak.inv.check_stops(life.engine.positions(), now)
     soak.inv.check_fills(life.sim)
     live = {r.client_order_id: r for r, _ in life.sim.open_orders()}

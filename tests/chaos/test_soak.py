@@ -5,11 +5,13 @@ the night, and the next morning's open (a gap), with two crashes; ``pytest -m sl
 tests/chaos`` runs a whole week, nights and weekend included, with eight. Both print the
 report (``-s`` shows it). See :mod:`chaos.soak` for what is injected and checked.
 
-The soak found the sixteen bugs reproduced (and fixed) in test_found_bugs.py. With those
-fixed it still finds violations (two live tier orders after a resubmit under lost and
-repeated updates, a tier filled twice, positions without a live order after the close,
-one unresolved intent): both tests are xfail, not strict (the actors' timing varies from
-run to run), until those are fixed too. Then remove the markers: zero violations.
+The soak found the bugs reproduced in test_found_bugs.py (and test_found_bugs_inputs.py
+for the fuzzers). Those still open (xfail there) show up here as violations: two live
+tier orders and a tier filled twice (a cancel that drops a queued send another path had
+sent), positions without a live order (a parked position's broker stop cancelled as an
+orphan), a journal entry left pending (an update dropped by a retiring actor). Both
+tests are xfail, not strict (the actors' timing varies from run to run), until those are
+fixed. Then remove the markers: zero violations.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import pytest
 from chaos.soak import NY, START, run_soak
 
 OPEN_BUGS = (
-    "open: two live tier orders after a resubmit under lost/repeated updates, a tier "
-    "filled twice, positions without a live order after the close, an unresolved intent"
+    "open bugs (xfail in test_found_bugs.py): a cancel dropping a send another path made "
+    "(two live tier orders, a tier filled twice), a parked position's stop cancelled as an "
+    "orphan, an update dropped by a retiring actor"
 )
 
 

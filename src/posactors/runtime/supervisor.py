@@ -181,8 +181,9 @@ class Supervisor(TrackedActor):
             if not (coid.startswith("pa-") and "-ps-" in coid):
                 continue
             pid = self.symbols.get(request.symbol)
-            if request.symbol in positions and pid in self.actors:
-                self.ctx.tell(self.actors[pid], ForeignStop(coid))
+            if request.symbol in positions:  # not an orphan while its position is open
+                if pid in self.actors:  # (a parked position keeps its broker stop)
+                    self.ctx.tell(self.actors[pid], ForeignStop(coid))
                 continue
             seen_orphans.add(coid)
             first = self.orphans.setdefault(coid, now)
