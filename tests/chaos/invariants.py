@@ -10,7 +10,7 @@
 - the effective stop of every position never moves against it, across restarts too;
 - protection: every open position has a live order (its stop, or an exit) at the
   exchange, at the latest ``grace`` after it was last seen with one (faults, rate limits
-  and restarts may delay it);
+  and restarts may delay it); time jumped over in one step (the night) does not count;
 - after a crash: every order the exchange has was journaled first (write-ahead);
 - at the end (after the calm): every position protected, every journaled intent
   resolved, engine and exchange agree on every position.
@@ -41,8 +41,10 @@ def is_stop(client_order_id: str) -> bool:
 class Invariants:
     """Counts and keeps violations; the soak calls it after every step."""
 
-    def __init__(self, grace: timedelta, tier_pct: Decimal) -> None:
+    def __init__(self, grace: timedelta, tier_pct: Decimal, step: timedelta) -> None:
         self.grace = grace
+        self.step = step  # a longer one is a jump (over the night): it does not count
+        self.last_check: datetime | None = None
         self.tier_pct = tier_pct  # the one tier's sell_pct: what its orders may fill in all
         self.count = 0
         self.kept: list[str] = []
@@ -88,6 +90,11 @@ class Invariants:
             self.violation("duplicate_exit", f"{now}: duplicate_exits() = {duplicates}")
             self.duplicates = duplicates
         held = {p.symbol for p in sim.list_positions()}
+        gap = now - (self.last_check or now)
+        if gap > 2 * self.step:  # nothing could happen in between: count stepped time only
+            for symbol in self.unprotected_since:
+                self.unprotected_since[symbol] += gap - self.step
+        self.last_check = now
         for symbol in held:
             if symbol in live:  # parked too: its broker stop stays (SPEC 2)
                 self.unprotected_since.pop(symbol, None)

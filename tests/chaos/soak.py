@@ -92,7 +92,8 @@ def soak_config(step_s: float) -> Config:
 
 @dataclass
 class SoakReport:
-    positions: int = 0
+    positions: int = 0  # opened in all: closed ones are replaced by new symbols
+    open_at_once: int = 0
     steps: int = 0
     virtual_s: float = 0.0
     wall_s: float = 0.0
@@ -111,8 +112,8 @@ class SoakReport:
     def text(self) -> str:
         c = self.counters
         lines = [
-            f"positions {self.positions}, {self.steps} steps, {self.virtual_s / 3600:.1f} h "
-            f"virtual, {self.wall_s:.1f} s wall",
+            f"positions {self.positions} ({self.open_at_once} open at a time), {self.steps} "
+            f"steps, {self.virtual_s / 3600:.1f} h virtual, {self.wall_s:.1f} s wall",
             f"faults injected {sum(self.faults.values())}: "
             + ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())),
             f"crashes {self.crashes}, actor failures {c['actor_failures']}, actor restarts "
@@ -179,7 +180,7 @@ class _Soak:
         self.config = soak_config(step_s)
         self.report = SoakReport()
         tier_pct = self.config.exits.tiers[0].sell_pct
-        self.inv = Invariants(timedelta(seconds=grace_s), tier_pct)
+        self.inv = Invariants(timedelta(seconds=grace_s), tier_pct, timedelta(seconds=step_s))
         self.symbols = 0
         self.parked: set[str] = set()
         self.last = START
@@ -301,13 +302,17 @@ def run_soak(
         life = soak.life
         if life.engine.ctx is not None:
             life.engine.stop()
-        log = life.sim.order_log()
-        life.sim.close()
+        try:
+            log = life.sim.order_log()
+            life.sim.close()
+        except RuntimeError:  # already closed: an error came between two lives
+            log = []
         if soak.log is not None:
             soak.log.close()
         pykka_log.setLevel(level)
     report = soak.report
     report.steps, report.parked = len(times), len(soak.parked)
+    report.open_at_once = positions
     report.virtual_s = (soak.last - start).total_seconds()
     report.actor_restarts = report.counters["actor_restarts"]
     report.orders = len(log)

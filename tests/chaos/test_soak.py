@@ -5,13 +5,13 @@ the night, and the next morning's open (a gap), with two crashes; ``pytest -m sl
 tests/chaos`` runs a whole week, nights and weekend included, with eight. Both print the
 report (``-s`` shows it). See :mod:`chaos.soak` for what is injected and checked.
 
-The soak found the bugs reproduced in test_found_bugs.py (and test_found_bugs_inputs.py
-for the fuzzers). Those still open (xfail there) show up here as violations: two live
-tier orders and a tier filled twice (a cancel that drops a queued send another path had
-sent), positions without a live order (a parked position's broker stop cancelled as an
-orphan), a journal entry left pending (an update dropped by a retiring actor). Both
-tests are xfail, not strict (the actors' timing varies from run to run), until those are
-fixed. Then remove the markers: zero violations.
+The soak found the bugs reproduced in test_found_bugs*.py (test_found_bugs_inputs.py: the
+fuzzers'). Those still open (xfail there) show up here as violations: two live tier
+orders and a tier filled twice (a cancel that drops a send another path made), positions
+without a live order (a parked position mid-exit; a breaker with no timer for its end),
+a journal entry left pending (an update dropped by a retiring actor). Both tests are
+xfail, not strict (the actors' timing varies from run to run), until those are fixed.
+Then remove the markers: zero violations.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import pytest
 from chaos.soak import NY, START, run_soak
 
 OPEN_BUGS = (
-    "open bugs (xfail in test_found_bugs.py): a cancel dropping a send another path made "
-    "(two live tier orders, a tier filled twice), a parked position's stop cancelled as an "
-    "orphan, an update dropped by a retiring actor"
+    "open bugs (xfail in test_found_bugs*.py): a cancel dropping a send another path made "
+    "(two live tier orders, a tier filled twice), a position parked mid-exit or behind a "
+    "breaker with no broker stop, an update dropped by a retiring actor"
 )
 
 
