@@ -1,8 +1,4 @@
-"""Engine bugs the soak found, each as a minimal reproduction, kept as regression tests.
-
-A bug not fixed yet is ``xfail(strict=True)``: once it is fixed the test passes, the
-strict xfail turns that into a failure, and the marker must go.
-"""
+"""Engine bugs the soak found, each as a minimal reproduction, kept as regression tests."""
 
 from __future__ import annotations
 
@@ -186,7 +182,6 @@ def test_a_cancel_lost_in_a_crash_is_sent_after_the_restart(tmp_path):
     assert sim.list_positions() == []  # -10%: stopped out
 
 
-@pytest.mark.xfail(strict=False, reason="a race: test_an_order_refused_while_its_actor_retires")
 def test_an_order_refused_after_the_position_closed_is_journaled(tmp_path):
     """The broker-held stop fills while its update is not pushed; the price then jumps and
     the engine raises the stop: the replace is refused (the old stop is filled), the refusal
@@ -294,7 +289,6 @@ class Unanswered(NoStream):
         return self.sim.submit_order(request)
 
 
-@pytest.mark.xfail(strict=True, reason="a quantity changed during a pending exit is never adopted")
 def test_a_quantity_sold_elsewhere_while_an_exit_is_pending_is_adopted(tmp_path):
     """40 of 100 shares are sold elsewhere while the stop's exit is pending (its submit
     unanswered). PositionActor._adopt ignores AdoptQuantity while an exit is pending, and
@@ -329,7 +323,6 @@ class SlowToStop(PositionActor):
         return super()._handle_receive(message)
 
 
-@pytest.mark.xfail(strict=True, reason="an update told to a retiring actor is dropped")
 def test_an_order_refused_while_its_actor_retires_is_journaled(tmp_path):
     """As test_an_order_refused_after_the_position_closed_is_journaled (which fails about
     one run in twenty), with the race made certain: the Supervisor's ``ref.stop(block=
@@ -358,7 +351,6 @@ class Down(Unanswered):
         return self.sim.get_order_by_client_id(client_order_id)
 
 
-@pytest.mark.xfail(strict=True, reason="a cancel before a retried send's resend is lost")
 def test_a_cancel_before_a_retried_send_is_not_lost(tmp_path):
     """Like test_a_stop_loss_is_not_blocked_by_a_cancel_sent_before_its_order, but the send
     is not in the queue: its submit got no answer, so it waits on a backoff timer to be
@@ -394,7 +386,6 @@ class RaiseOnce(PositionActor):
         return super().handle(message)
 
 
-@pytest.mark.xfail(strict=True, reason="a cancel drops a queued send that another path sent")
 def test_a_tier_resent_after_a_restart_is_not_reported_cancelled(tmp_path):
     """The tier's send waits in the queue (rate limit: S001's stop took the token); S000's
     actor fails and restarts, and its Resolve (resend=True) is queued too. The resubmit's

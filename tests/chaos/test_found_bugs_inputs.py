@@ -1,7 +1,7 @@
 """Bad outside input the fuzzers found (test_fuzz_inputs.py), as regression tests.
 
 Each gave a traceback (exit 1, or a hang) where SPEC section 4 asks for exit 2 and a
-message. A bug not fixed yet is ``xfail(strict=True)``.
+message.
 """
 
 from __future__ import annotations

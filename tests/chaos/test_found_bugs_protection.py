@@ -1,8 +1,7 @@
 """Positions left without any order at the broker: what the soak's ``unprotected`` found.
 
 SPEC section 2: with ``stop_loss.on_broker`` a stop lives at the broker for every
-position, so it stays protected while posactors cannot look after it. A bug not fixed yet
-is ``xfail(strict=True)``: once fixed the test passes, and the marker must go.
+position, so it stays protected while posactors cannot look after it.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ class Refusing(NoStream):
         return self.sim.submit_order(request)
 
 
-@pytest.mark.xfail(strict=True, reason="no timer for a breaker's end when nothing is deferred")
 def test_a_broker_stop_refused_until_the_breaker_opens_is_placed_after_its_cooldown(tmp_path):
     """Three refused placements open the position's breaker (cooldown 60 s). protect()
     waits for it to close, but next_deadline() arms the breaker's end only when an exit
@@ -64,7 +62,6 @@ class PoisonedAfterCancel(PositionActor):
         return super().handle(message)
 
 
-@pytest.mark.xfail(strict=True, reason="a position parked mid-exit has no broker stop")
 def test_a_position_parked_while_its_stop_is_cancelled_gets_a_stop_back(tmp_path):
     """The tier cancels the broker stop; the actor then fails on every restart and is
     parked (3 restarts) before the tier goes out. Nobody places the stop again: the

@@ -9,8 +9,7 @@ Bounded for CI (a few seconds each, about 20 s in all). What must hold:
   None); never another exception;
 - ``posactors.cli.main`` returns 0, 1 or 2 (argparse: SystemExit 0 or 2); never raises.
 
-Config fuzzing lives in tests/test_policy.py. Inputs that hit a known bug (an xfail test
-in test_found_bugs.py) are left out by :func:`known_bug`; remove that once it is fixed.
+Config fuzzing lives in tests/test_policy.py.
 """
 
 from __future__ import annotations
@@ -53,21 +52,6 @@ CONFIG = Config.model_validate(
     {"exits": {"stop_loss": {"pct": 5}, "trailing": {"trail_pct": 2}, "take_profit": {"pct": 8}}}
 )
 NAN_TEXTS = ("nan", "NaN", "-nan", "sNaN", "snan")
-
-
-def known_bug(data: bytes) -> bool:
-    """Inputs of known bugs (see test_found_bugs.py), left out until they are fixed."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return True  # test_a_file_that_is_not_utf8_is_bad_input
-    lines = [line.split(",") for line in text.splitlines()]
-    if lines and "volume" in [c.strip() for c in lines[0]]:
-        col = [c.strip() for c in lines[0]].index("volume")
-        cells = {r[col].strip() for r in lines[1:] if len(r) > col}
-        # test_a_nan_volume_in_ticks_is_skipped_or_refused
-        return any(c in NAN_TEXTS for c in cells)
-    return False
 
 
 def write(data: bytes) -> Path:
@@ -126,8 +110,6 @@ def tick_files(draw) -> bytes:
 @given(st.one_of(tick_files(), st.binary(max_size=200)))
 @FUZZ
 def test_a_ticks_file_gives_a_replay_or_an_input_error(data):
-    if known_bug(data):
-        return
     path = write(data)
     try:
         result = replay(CONFIG, "AAPL:100@100", path, xnys())
@@ -177,8 +159,6 @@ def test_a_bar_file_gives_bars_or_an_input_error(data):
 def test_an_entries_file_gives_entries_or_an_input_error(rows, with_price):
     header = ["symbol", "time", "qty", *(["price"] if with_price else [])]
     data = csv_bytes(header, [list(r[: len(header)]) for r in rows])
-    if known_bug(data):
-        return
     path = write(data)
     try:
         entries = read_entries(path)

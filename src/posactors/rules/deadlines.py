@@ -29,11 +29,11 @@ def next_deadline(
         due.append(state.opened_at + timedelta(hours=float(hold.hours)))
     if hold is not None and hold.trading_days is not None:
         due.append(calendar.open_after(state.opened_at, hold.trading_days))
-    if state.deferred is not None or (state.approval is not None and state.approval.approved):
-        if not calendar.is_regular_hours(now):
-            due.append(calendar.next_open(now))
-        if state.breaker.open_until is not None:
-            due.append(state.breaker.open_until)
+    waiting = state.deferred is not None or (state.approval is not None and state.approval.approved)
+    if waiting and not calendar.is_regular_hours(now):
+        due.append(calendar.next_open(now))
+    if state.breaker.open_until is not None:  # whatever it held back (an exit, a broker stop)
+        due.append(state.breaker.open_until)
     pending = state.pending
     stuck_possible = pending is not None and (
         pending.intent.order_type is not OrderType.MARKET or pending.filled_qty > 0

@@ -14,7 +14,15 @@ What it guarantees:
   actor that owns the order;
 - after ``max_consecutive_errors`` calls in a row without an answer, the broker
   counts as down (the global breaker): one queued request is tried every
-  ``OUTAGE_PROBE_S`` instead of all of them, until one gets an answer.
+  ``OUTAGE_PROBE_S`` instead of all of them, until one gets an answer;
+- an order asked to be cancelled is never sent afterwards, by any path (the
+  queue, a retry after no answer, a restart's lookup): if the broker does not
+  have it, it is reported cancelled; a queued send is reported cancelled at
+  once only if no path has sent it yet;
+- an exit refused for insufficient quantity comes with the position's quantity
+  at the broker, looked up at once, so the position can adopt it;
+- a retiring position actor is disowned here before it is stopped, so an update
+  arriving later still ends its journal entry.
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ from posactors.runtime.messages import (
     Own,
     ReplaceExit,
     Resolve,
+    Retire,
     SendExit,
     TradeUpdate,
 )
@@ -59,6 +68,7 @@ from posactors.runtime.tracker import TrackedActor
 MAX_BACKOFF_S = 60.0
 OUTAGE_PROBE_S = 5.0
 CANCEL_PRIORITY = -1
+FORGET_AFTER = timedelta(days=1)  # how long sent and cancelled ids are remembered
 
 
 class TokenBucket:
@@ -118,6 +128,11 @@ class BrokerActor(TrackedActor):
         self._drain_timer = None
         self.consecutive_failures = 0
         self._last_probe: datetime | None = None
+        # client order ids some path has submitted, and those asked to be cancelled,
+        # with when that was: no send may follow a cancel, a sent id is never re-sent
+        self._submitted: dict[str, datetime] = {}
+        self._cancelled: dict[str, datetime] = {}
+        self._forgotten_at = ctx.clock.now()
 
     def on_start(self) -> None:
         ref, tracker = self.actor_ref, self.ctx.tracker
@@ -133,9 +148,11 @@ class BrokerActor(TrackedActor):
             job = _Job("send", intent.client_order_id, intent, message.received)
             self._push(intent.reason.priority, job)
         elif isinstance(message, CancelExit):
-            self.owners.setdefault(message.client_order_id, message.owner)
-            if not self._unqueue(message.client_order_id):
-                self._push(CANCEL_PRIORITY, _Job("cancel", message.client_order_id))
+            coid = message.client_order_id
+            self.owners.setdefault(coid, message.owner)
+            self._cancelled[coid] = self.ctx.clock.now()
+            if coid in self._submitted or not self._unqueue(coid):
+                self._push(CANCEL_PRIORITY, _Job("cancel", coid))
         elif isinstance(message, Resolve):
             self.owners[message.intent.client_order_id] = message.owner
             job = _Job(
@@ -160,6 +177,9 @@ class BrokerActor(TrackedActor):
             for coid in message.client_order_ids:
                 self.owners[coid] = message.owner
             return None
+        elif isinstance(message, Retire):
+            self._retire(message.owner)
+            return None
         elif isinstance(message, Drain):
             self._drain()
             return None
@@ -178,20 +198,34 @@ class BrokerActor(TrackedActor):
         ]
         if len(kept) == len(self._queue):
             return False
-        dropped = next(e[2] for e in self._queue if e[2].client_order_id == client_order_id)
         self._queue = kept
         heapq.heapify(self._queue)
-        assert dropped.intent is not None
         self.ctx.log.event("order_cancelled_before_sending", order=client_order_id)
-        self._route(
-            OrderUpdate(
-                client_order_id, OrderStatus.CANCELED, Decimal(0), None, self.ctx.clock.now()
-            )
-        )
+        self._route(self._cancelled_update(client_order_id))
         return True
 
     def _push(self, priority: int, job: _Job) -> None:
         heapq.heappush(self._queue, (priority, next(self._seq), job))
+        if self.ctx.clock.now() - self._forgotten_at > FORGET_AFTER:
+            self._forget_old()
+
+    def _forget_old(self) -> None:
+        """Drop ids older than ``FORGET_AFTER``: by then no retry or lookup path holds them."""
+        now = self.ctx.clock.now()
+        self._forgotten_at = now
+        for seen in (self._submitted, self._cancelled):
+            for coid in [c for c, at in seen.items() if now - at > FORGET_AFTER]:
+                del seen[coid]
+
+    def _retire(self, owner: pykka.ActorRef) -> None:
+        """Route nothing more to ``owner`` (its position closed), then stop it.
+
+        Every update told before this is ahead of the stop in its inbox and is
+        handled; every update after goes to the journal directly (``_route``).
+        """
+        for coid in [c for c, ref in self.owners.items() if ref == owner]:
+            del self.owners[coid]
+        owner.stop(block=False)
 
     # --- sending
     def _drain(self) -> None:
@@ -235,20 +269,34 @@ class BrokerActor(TrackedActor):
     def _send(self, job: _Job) -> None:
         intent = job.intent
         assert intent is not None
+        coid = job.client_order_id
+        if coid in self._cancelled and coid not in self._submitted:
+            self.ctx.log.event("order_cancelled_before_sending", order=coid)
+            self._route(self._cancelled_update(coid))
+            return
+        if coid in self._submitted:  # another path sent it: only its outcome is wanted
+            self._lookup_and_route(coid)
+            return
+        self._submitted[coid] = self.ctx.clock.now()
         self.ctx.metrics.inc("orders_sent")
         try:
             update = self.broker.submit_order(OrderRequest.from_intent(intent))
-        except DuplicateOrder:
+        except DuplicateOrder:  # sent before: its outcome is at the broker
             self.ctx.metrics.inc("duplicate_answers")
-            self._resolve(_Job("resolve", job.client_order_id, intent))
+            self._resolve(_Job("resolve", job.client_order_id, intent, resend=False))
             return
-        except (InsufficientQty, OrderRejected) as exc:
+        except InsufficientQty as exc:
+            self._ok()
+            self._route(self._rejected(intent, str(exc)), self._position_qty(intent.symbol))
+            return
+        except OrderRejected as exc:
             self._ok()
             self._route(self._rejected(intent, str(exc)))
             return
         except RateLimited as exc:
             self._bucket.paused_until = self.ctx.clock.now() + timedelta(seconds=exc.retry_after_s)
             self.ctx.metrics.inc("http_429")
+            del self._submitted[coid]  # refused unseen: it may go again
             self._push(intent.reason.priority, job)
             return
         except (UnknownOutcome, BrokerError, OSError, TimeoutError) as exc:
@@ -272,10 +320,15 @@ class BrokerActor(TrackedActor):
         if found is not None:
             self.ctx.metrics.inc("orders_resolved")
             self._route(found)
+            if job.client_order_id in self._cancelled and not found.status.is_terminal:
+                self._push(CANCEL_PRIORITY, _Job("cancel", job.client_order_id))
+        elif job.client_order_id in self._cancelled:  # never at the broker: it never goes
+            self._route(self._cancelled_update(job.client_order_id))
         elif job.intent is not None and not job.resend:
             self._route(self._rejected(job.intent, "not found at the broker: it did not happen"))
         elif job.intent is not None:
             self.ctx.log.event("order_not_found_resending", order=job.client_order_id)
+            self._submitted.pop(job.client_order_id, None)  # not there: sending is safe
             self._send(_Job("send", job.client_order_id, job.intent, None, job.attempt))
 
     def _replace(self, job: _Job) -> None:
@@ -283,6 +336,7 @@ class BrokerActor(TrackedActor):
         intent = job.intent
         assert intent is not None and job.old is not None
         self.ctx.metrics.inc("orders_replaced")
+        self._submitted[intent.client_order_id] = self.ctx.clock.now()
         try:
             update = self.broker.replace_order(
                 job.old, intent.client_order_id, qty=intent.qty, stop_price=intent.stop_price
@@ -367,6 +421,19 @@ class BrokerActor(TrackedActor):
             self.ctx.log.event("broker_recovered", after_failures=self.consecutive_failures)
         self.consecutive_failures = 0
 
+    def _cancelled_update(self, client_order_id: str) -> OrderUpdate:
+        now = self.ctx.clock.now()
+        return OrderUpdate(client_order_id, OrderStatus.CANCELED, Decimal(0), None, now)
+
+    def _position_qty(self, symbol: str) -> Decimal | None:
+        """The position's quantity at the broker now (0 if it has none); None if unknown."""
+        try:
+            positions = self.broker.list_positions()
+        except Exception as exc:  # the refusal still goes through; a reconcile adopts later
+            self.ctx.log.event("position_lookup_failed", symbol=symbol, error=repr(exc))
+            return None
+        return next((p.qty for p in positions if p.symbol == symbol), Decimal(0))
+
     def _rejected(self, intent: ExitIntent, why: str) -> OrderUpdate:
         return OrderUpdate(
             intent.client_order_id,
@@ -378,9 +445,9 @@ class BrokerActor(TrackedActor):
         )
 
     # --- updates
-    def _route(self, update: OrderUpdate) -> None:
+    def _route(self, update: OrderUpdate, position_qty: Decimal | None = None) -> None:
         owner = self.owners.get(update.client_order_id)
-        delivered = owner is not None and self.tell(owner, OrderEvent(update))
+        delivered = owner is not None and self.tell(owner, OrderEvent(update, position_qty))
         if not delivered:
             self.ctx.metrics.inc("updates_unowned")
             if update.status.is_terminal:  # its journal entry must still end

@@ -32,7 +32,11 @@ class Wake:
 
 @dataclass(frozen=True, slots=True)
 class OrderEvent:
+    """An order's update; an exit refused for insufficient quantity carries the
+    position's quantity at the broker, looked up at the refusal (None: unknown)."""
+
     update: OrderUpdate
+    position_qty: Any = None  # Decimal | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +150,13 @@ class Own:
     """Route updates of these client order ids to ``owner`` (after a restart)."""
 
     client_order_ids: tuple[str, ...]
+    owner: pykka.ActorRef
+
+
+@dataclass(frozen=True, slots=True)
+class Retire:
+    """The position of ``owner`` closed: route nothing more to it, then stop it."""
+
     owner: pykka.ActorRef
 
 

@@ -189,7 +189,7 @@ class PositionActor(TrackedActor):
             self._use_quiet_price()
             self._apply(on_clock(self.state, self.policy, now, self.ctx.calendar), now)
         elif isinstance(message, OrderEvent):
-            self._order_event(message.update, now)
+            self._order_event(message.update, now, message.position_qty)
         elif isinstance(message, BarsUpdate):
             for bar in message.bars:
                 self.state = record_bar(self.state, bar.volume, bar.time, self._bars_kept)
@@ -334,7 +334,9 @@ class PositionActor(TrackedActor):
             )
             self.ctx.tell(self.ctx.broker, CancelExit(client_order_id, self.actor_ref))
 
-    def _order_event(self, update: OrderUpdate, now: datetime) -> None:
+    def _order_event(
+        self, update: OrderUpdate, now: datetime, position_qty: Decimal | None = None
+    ) -> None:
         name = order_field(self.state, update.client_order_id)
         if name is None:
             self.ctx.metrics.inc("order_updates_ignored")
@@ -370,6 +372,15 @@ class PositionActor(TrackedActor):
                 "exit_rejected", position=pid, order=update.client_order_id, why=update.reason
             )
             self.ctx.emit(ExitEvent("failed", pid, symbol, {"reason": update.reason}))
+        if position_qty is not None and self._refused_for_qty(position_qty):
+            self.ctx.log.event(
+                "quantity_adopted",
+                position=pid,
+                before=self.state.qty,
+                after=position_qty,
+                why="exit refused for insufficient quantity",
+            )
+            self.state = adopt_quantity(self.state, position_qty)
         if not self.state.is_open:
             self._close(ops, now)
             return
@@ -404,6 +415,16 @@ class PositionActor(TrackedActor):
             return
         self.ctx.log.event("approved", position=self.state.position_id, approval=approval_id)
         self._apply(on_clock(self.state, self.policy, now, self.ctx.calendar), now)
+
+    def _refused_for_qty(self, broker_qty: Decimal) -> bool:
+        """An exit refused for insufficient quantity, with no order of ours left open: the
+        broker's quantity, looked up at the refusal, is someone else's doing (our fills are
+        all in), so it is adopted at once rather than on two reconciles."""
+        s = self.state
+        if s.pending is not None or s.protective is not None or s.protective_prev is not None:
+            return False
+        self._adopt_seen = None
+        return broker_qty != s.qty
 
     def _adopt(self, qty: Decimal, now: datetime) -> None:
         """Adopt a quantity changed outside posactors, once the broker said it twice.

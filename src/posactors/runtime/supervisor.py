@@ -23,7 +23,9 @@ from typing import Any
 
 import pykka
 
+from posactors.codec import state_to_dict
 from posactors.model import Broker, Position
+from posactors.rules.protective import parking_stop
 from posactors.rules.tiers import tier_bars_needed
 from posactors.runtime.context import RuntimeContext
 from posactors.runtime.messages import (
@@ -33,6 +35,8 @@ from posactors.runtime.messages import (
     CancelExit,
     ExitEvent,
     ForeignStop,
+    JournalStatus,
+    OrderEvent,
     Own,
     Persist,
     PositionClosed,
@@ -40,8 +44,10 @@ from posactors.runtime.messages import (
     Resolve,
     Restore,
     Restored,
+    Retire,
+    SendExit,
 )
-from posactors.runtime.position import PositionActor
+from posactors.runtime.position import PositionActor, journal_entry
 from posactors.runtime.quote_slot import QuoteSlot
 from posactors.runtime.quotes import Subscribe, Unsubscribe
 from posactors.runtime.tracker import TrackedActor
@@ -128,6 +134,8 @@ class Supervisor(TrackedActor):
             self._restored(message)
         elif isinstance(message, PositionClosed):
             self._retire(message.state)
+        elif isinstance(message, OrderEvent):  # a parked position's stop
+            self.ctx.tell(self.ctx.store, JournalStatus(message.update))
         elif message == "actors":
             return dict(self.actors)
         elif message == "status":
@@ -289,6 +297,7 @@ class Supervisor(TrackedActor):
             self.ctx.metrics.inc("actors_parked")
             self.ctx.log.event("actor_parked", position=pid, error=message.error)
             self.ctx.tell(self.ctx.store, _park(self.parked))
+            self.ctx.tell(self.ctx.store, Restore(pid))  # its last state: is it protected?
             return
         self.restarts[pid] = [*recent, now]
         self.ctx.metrics.inc("actor_restarts")
@@ -296,8 +305,43 @@ class Supervisor(TrackedActor):
 
     def _restored(self, message: Restored) -> None:
         # no snapshot means the position closed (its history was written): nothing to restart
-        if message.state is not None and message.position_id not in self.actors:
+        if message.state is None or message.position_id in self.actors:
+            return
+        if message.position_id in self.parked:
+            self._leave_protected(message.state)
+        else:
             self._spawn(message.state, restored=True)
+
+    def _leave_protected(self, state: PositionState) -> None:
+        """A parked position keeps a broker-held stop (with ``stop_loss.on_broker``): if its
+        stop was cancelled for an exit that never went, place one again (write-ahead, as
+        the actor would). Its updates come here and end their journal entries."""
+        if self.ctx.config.dry_run:
+            return
+        policy = self.ctx.config.policy_for(state.symbol)
+        now = self.ctx.clock.now()
+        state, place, stale = parking_stop(state, policy, now)
+        if place is None:
+            return
+        intent = place.intent
+        self.ctx.log.event(
+            "parked_position_stop",
+            position=state.position_id,
+            order=intent.client_order_id,
+            stop=intent.stop_price,
+            qty=intent.qty,
+            cancels=list(stale),
+        )
+        self.ctx.metrics.inc("protective_orders")
+        ops = (
+            ("journal", intent.client_order_id, journal_entry(intent, "pending", now)),
+            ("snapshots", state.position_id, state_to_dict(state)),
+        )
+        then = tuple((self.ctx.broker, CancelExit(coid, self.actor_ref)) for coid in stale)
+        self.ctx.tell(
+            self.ctx.store,
+            Persist(ops, (*then, (self.ctx.broker, SendExit(intent, self.actor_ref)))),
+        )
 
     def _retire(self, state: PositionState) -> None:
         pid = state.position_id
@@ -307,7 +351,8 @@ class Supervisor(TrackedActor):
         self.ctx.metrics.inc("positions_closed")
         if ref is not None:
             self.ctx.tell(self.ctx.quotes, Unsubscribe(state.symbol, ref))
-            ref.stop(block=False)
+            # the BrokerActor stops it, after routing its last updates to it
+            self.ctx.tell(self.ctx.broker, Retire(ref))
 
 
 def _consume_approval(approval_id: str) -> Persist:
