@@ -6,8 +6,6 @@ import time
 from datetime import timedelta
 from decimal import Decimal
 
-import pytest
-
 from conftest import make_state, ny
 from posactors.adapters.sim import SimExchange, SimFaults
 from posactors.calendar import xnys

@@ -6,11 +6,10 @@ position, so it stays protected while posactors cannot look after it.
 
 from __future__ import annotations
 
-import pytest
-
 from chaos.test_found_bugs import TIER, NoStream, config_of
 from posactors.model import OrderRejected
 from posactors.runtime.position import PositionActor
+from posactors.store import StateStore
 from test_runtime import account, make_engine, run
 
 BROKER_STOP = {"pct": 8, "on_broker": True, "time_in_force": "gtc"}
@@ -79,3 +78,36 @@ def test_a_position_parked_while_its_stop_is_cancelled_gets_a_stop_back(tmp_path
         engine.stop()
     assert [p.split("-")[0] for p in parked] == ["S000"]
     assert [r.order_type.value for r, _ in sim.open_orders()] == ["stop"]
+
+
+class PoisonedWhileTierWorks(PositionActor):
+    """Raises on every message while its tier order is in flight (so it is parked then)."""
+
+    def handle(self, message):
+        if self.state.pending is not None and not isinstance(message, str):
+            raise RuntimeError("poisoned")
+        return super().handle(message)
+
+
+def test_a_position_parked_while_its_tier_works_gets_one_stop_for_the_rest(tmp_path):
+    """Parked with its tier order working (its broker stop cancelled for it): nobody will
+    manage that order, and a stop next to it would be two live exit orders. The Supervisor
+    cancels the tier first, then places the stop for whatever the tier left."""
+    cfg = config_of({"stop_loss": BROKER_STOP, "tiers": [{**TIER, "limit_offset_pct": 0}]})
+    sim = account(tmp_path, 1)
+    engine = make_engine(tmp_path, sim, cfg, PoisonedWhileTierWorks)
+    engine.start()
+    try:
+        wiggle = {i: {"S000": "104" if i % 2 else "103"} for i in range(2, 12)}
+        run(engine, sim, 30, {1: {"S000": "106"}, **wiggle})
+        parked = list(engine.status()["parked"])
+    finally:
+        engine.stop()
+    assert [p.split("-")[0] for p in parked] == ["S000"]
+    [(stop, _update)] = sim.open_orders()
+    [position] = sim.list_positions()
+    assert stop.order_type.value == "stop" and stop.qty == position.qty
+    with StateStore(tmp_path, readonly=True) as store:
+        assert [e["intent"]["client_order_id"] for e in store.open_intents()] == [
+            stop.client_order_id
+        ]

@@ -11,7 +11,7 @@ fill: posactors sends nothing of its own then.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -102,25 +102,24 @@ def parking_stop(
 ) -> tuple[PositionState, PlaceStop | None, tuple[str, ...]]:
     """The broker stop a parked position is left with (nobody manages it any more).
 
-    A position whose stop was live and untouched keeps it. Otherwise (its stop
-    cancelled for an exit that never went, or mid-replace) a new stop is placed
-    at the effective stop, for what no exit of ours holds; the returned ids are
-    the stops to cancel first (cancelling one already gone is harmless). Unlike
-    :func:`protect`, the position's breaker does not hold it back: this is the
-    last thing posactors does for the position.
+    A position whose stop was live and untouched keeps it, and one with an exit
+    in flight is left to it (a partial exit must be cancelled first: never two
+    live exit orders). Otherwise (its stop cancelled for an exit that never went,
+    or mid-replace) a new stop is placed at the effective stop; the returned ids
+    are the stops to cancel first (cancelling one already gone is harmless).
+    Unlike :func:`protect`, the breaker does not hold it back: this is the last
+    thing posactors does for the position.
     """
-    if not wants_protective(policy) or not state.is_open:
+    if not wants_protective(policy) or not state.is_open or state.pending is not None:
         return state, None, ()
     p = state.protective
     if p is not None and not p.cancel_requested and state.protective_prev is None:
         return state, None, ()
     level = protective_level(state, policy)
-    held = state.pending.remaining if state.pending is not None else Decimal(0)
-    qty = state.qty - held
-    if level is None or qty <= 0:
+    if level is None:
         return state, None, ()
     stale = tuple(r.intent.client_order_id for r in (p, state.protective_prev) if r is not None)
-    intent = replace(_intent(state, policy, level, now), qty=qty)
+    intent = _intent(state, policy, level, now)
     return _record(state, intent, None), PlaceStop(intent), stale
 
 

@@ -24,8 +24,8 @@ from typing import Any
 import pykka
 
 from posactors.codec import state_to_dict
-from posactors.model import Broker, Position
-from posactors.rules.protective import parking_stop
+from posactors.model import Broker, OrderUpdate, Position
+from posactors.rules.protective import parking_stop, wants_protective
 from posactors.rules.tiers import tier_bars_needed
 from posactors.runtime.context import RuntimeContext
 from posactors.runtime.messages import (
@@ -51,7 +51,7 @@ from posactors.runtime.position import PositionActor, journal_entry
 from posactors.runtime.quote_slot import QuoteSlot
 from posactors.runtime.quotes import Subscribe, Unsubscribe
 from posactors.runtime.tracker import TrackedActor
-from posactors.state import PositionState, open_position
+from posactors.state import PositionState, apply_order_update, open_position
 from posactors.store import StateStore
 
 RESTART_BUDGET = 3
@@ -93,6 +93,7 @@ class Supervisor(TrackedActor):
         self.states: dict[str, PositionState] = {}  # as spawned (symbol, id)
         self.restarts: dict[str, list[datetime]] = {}
         self.parked: dict[str, str] = {}
+        self.parking: dict[str, PositionState] = {}  # a parked position's exit being cancelled
         self.orphans: dict[str, datetime] = {}  # our stops whose position is gone: first seen
         self.peak_equity: Decimal | None = None
         self.kill_switch: dict | None = None
@@ -134,8 +135,8 @@ class Supervisor(TrackedActor):
             self._restored(message)
         elif isinstance(message, PositionClosed):
             self._retire(message.state)
-        elif isinstance(message, OrderEvent):  # a parked position's stop
-            self.ctx.tell(self.ctx.store, JournalStatus(message.update))
+        elif isinstance(message, OrderEvent):  # a parked position's orders
+            self._parked_order(message.update)
         elif message == "actors":
             return dict(self.actors)
         elif message == "status":
@@ -313,10 +314,26 @@ class Supervisor(TrackedActor):
             self._spawn(message.state, restored=True)
 
     def _leave_protected(self, state: PositionState) -> None:
-        """A parked position keeps a broker-held stop (with ``stop_loss.on_broker``): if its
-        stop was cancelled for an exit that never went, place one again (write-ahead, as
-        the actor would). Its updates come here and end their journal entries."""
-        if self.ctx.config.dry_run:
+        """A parked position keeps a broker-held stop (with ``stop_loss.on_broker``).
+
+        If its stop was cancelled for an exit, one is placed again (write-ahead, as the
+        actor would): at once if that exit never went; after cancelling it if it is a
+        partial exit still working (a tier nobody manages now; never two live exit
+        orders), for what it left. A full exit in flight is left to close the position.
+        Those orders' updates come here and end their journal entries.
+        """
+        if self.ctx.config.dry_run or not wants_protective(
+            self.ctx.config.policy_for(state.symbol)
+        ):
+            return
+        pending = state.pending
+        if pending is not None:
+            if not pending.intent.reason.is_full:
+                coid = pending.intent.client_order_id
+                self.parking[coid] = state
+                self.ctx.log.event("parked_exit_cancelled", position=state.position_id, order=coid)
+                self.ctx.tell(self.ctx.broker, Own((coid,), self.actor_ref))
+                self.ctx.tell(self.ctx.broker, CancelExit(coid, self.actor_ref))
             return
         policy = self.ctx.config.policy_for(state.symbol)
         now = self.ctx.clock.now()
@@ -342,6 +359,15 @@ class Supervisor(TrackedActor):
             self.ctx.store,
             Persist(ops, (*then, (self.ctx.broker, SendExit(intent, self.actor_ref)))),
         )
+
+    def _parked_order(self, update: OrderUpdate) -> None:
+        self.ctx.tell(self.ctx.store, JournalStatus(update))
+        waiting = self.parking.get(update.client_order_id)
+        if waiting is not None and update.status.is_terminal:  # its exit is over: the stop
+            del self.parking[update.client_order_id]
+            state, _fill = apply_order_update(waiting, update)
+            if state.is_open:
+                self._leave_protected(state)
 
     def _retire(self, state: PositionState) -> None:
         pid = state.position_id
