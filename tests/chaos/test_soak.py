@@ -6,12 +6,7 @@ tests/chaos`` runs a whole week, nights and weekend included, with eight. Both p
 report (``-s`` shows it). See :mod:`chaos.soak` for what is injected and checked.
 
 The soak found the bugs reproduced in test_found_bugs*.py (test_found_bugs_inputs.py: the
-fuzzers'). Those still open (xfail there) show up here as violations: two live tier
-orders and a tier filled twice (a cancel that drops a send another path made), positions
-without a live order (a parked position mid-exit; a breaker with no timer for its end),
-a journal entry left pending (an update dropped by a retiring actor). Both tests are
-xfail, not strict (the actors' timing varies from run to run), until those are fixed.
-Then remove the markers: zero violations.
+fuzzers'); all are fixed, and both runs must end with zero violations.
 """
 
 from __future__ import annotations
@@ -22,14 +17,7 @@ import pytest
 
 from chaos.soak import NY, START, run_soak
 
-OPEN_BUGS = (
-    "open bugs (xfail in test_found_bugs*.py): a cancel dropping a send another path made "
-    "(two live tier orders, a tier filled twice), a position parked mid-exit or behind a "
-    "breaker with no broker stop, an update dropped by a retiring actor"
-)
 
-
-@pytest.mark.xfail(strict=False, reason=OPEN_BUGS)
 def test_soak_through_the_close_with_crashes(tmp_path):
     report = run_soak(
         tmp_path,
@@ -48,7 +36,6 @@ def test_soak_through_the_close_with_crashes(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=OPEN_BUGS)
 def test_soak_a_whole_week(tmp_path):
     report = run_soak(
         tmp_path,
