@@ -73,6 +73,11 @@ class StoreError(Exception):
     """The store cannot be used as asked; the message says what and what to do."""
 
 
+class StoreUnavailable(StoreError):
+    """A write failed for a reason outside the batch (map at its cap, disk full, I/O,
+    read-only): nothing of it was written, and the same batch may succeed later."""
+
+
 class StateStore:
     """The LMDB state of one service directory; see the module docstring.
 
@@ -194,14 +199,14 @@ class StateStore:
                 except lmdb.MapFullError as exc:
                     size = self._env.info()["map_size"]
                     if size >= MAX_MAP_SIZE:
-                        raise StoreError(
+                        raise StoreUnavailable(
                             f"state store full at {self.path} ({size >> 20} MiB, the cap); "
-                            "nothing of this batch was written; free disk and restart"
+                            "nothing of this batch was written; exits wait until it can be"
                         ) from exc
                     self._env.set_mapsize(min(size * 2, MAX_MAP_SIZE))
-                except lmdb.Error as exc:
-                    raise StoreError(f"state store at {self.path} failed: {exc}") from exc
-            raise StoreError(f"state store at {self.path}: map keeps resizing")
+                except (lmdb.Error, OSError) as exc:
+                    raise StoreUnavailable(f"state store at {self.path} failed: {exc}") from exc
+            raise StoreUnavailable(f"state store at {self.path}: map keeps resizing")
 
     def write(self, ops: Iterable[Op]) -> None:
         """Commit every op in ONE transaction: all of them are durable, or none is.

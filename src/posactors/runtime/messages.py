@@ -65,7 +65,9 @@ class Persist:
 
 @dataclass(frozen=True, slots=True)
 class Flush:
-    pass
+    """Commit what is buffered (``retry``: the timer set after a failed write)."""
+
+    retry: bool = False
 
 
 @dataclass(frozen=True, slots=True)

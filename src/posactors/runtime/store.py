@@ -6,19 +6,35 @@ thousand intents is one synced commit, not a thousand. In real time it commits
 as soon as its inbox is empty (so a lone intent waits for nothing); in virtual
 time it commits when the driver says :class:`Flush`, once every actor is idle. Only after the commit
 does it send the messages that depended on it, so an exit order is never sent
-before its intent is durable (write-ahead). If a write fails, those messages
-are dropped, the failure is logged and counted, and nothing is sent.
+before its intent is durable (write-ahead).
+
+If a write fails for want of room or I/O (:class:`StoreUnavailable`: the map at
+its cap, disk full, a read-only directory), nothing is lost and nothing is sent:
+the batch is kept, with everything that queues behind it, and tried again every
+``RETRY_S``; exits wait, and the failure is logged, counted and alerted once.
+A restart waits for the store too (its snapshot must include what is held).
+A batch refused for its own content (a bad op: a bug) is dropped and logged.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from posactors.model import OrderUpdate
 from posactors.runtime.context import RuntimeContext
-from posactors.runtime.messages import Flush, JournalStatus, Persist, Restore, Restored
+from posactors.runtime.messages import (
+    ExitEvent,
+    Flush,
+    JournalStatus,
+    Persist,
+    Restore,
+    Restored,
+)
 from posactors.runtime.tracker import TrackedActor
-from posactors.store import StateStore, StoreError, journal_status
+from posactors.store import StateStore, StoreError, StoreUnavailable, journal_status
+
+RETRY_S = 5.0
 
 
 class StoreActor(TrackedActor):
@@ -32,6 +48,8 @@ class StoreActor(TrackedActor):
         self._ops: list[tuple[str, str, Any]] = []
         self._then: list[tuple[Any, Any]] = []
         self._flush_queued = False
+        self._restores: list[str] = []  # waiting for the store to write again
+        self._retry_armed = False
         self.failed: str | None = None
 
     def on_core_failure(self, error: BaseException | None) -> None:
@@ -49,11 +67,12 @@ class StoreActor(TrackedActor):
                 self._flush_queued = True
                 self.tell(self.actor_ref, Flush())  # after what is queued now: a group
         elif isinstance(message, Flush):
+            if message.retry:
+                self._retry_armed = False
             self._flush()
         elif isinstance(message, Restore):
+            self._restores.append(message.position_id)
             self._flush()
-            state = self.store.snapshot(message.position_id)
-            self.ctx.tell(self.ctx.supervisor, Restored(message.position_id, state))
         elif isinstance(message, JournalStatus):
             self._journal_status(message.update)
         elif message == "flush":  # ask(): tests and shutdown
@@ -65,7 +84,9 @@ class StoreActor(TrackedActor):
     def _journal_status(self, update: OrderUpdate) -> None:
         """Mark an intent's journal entry with its order's end, keeping everything else."""
         self._flush()
-        entry = self.store.intent(update.client_order_id)
+        entry = self._held_intent(update.client_order_id) or self.store.intent(
+            update.client_order_id
+        )
         if entry is None:
             return
         status = journal_status(update.status)
@@ -79,20 +100,49 @@ class StoreActor(TrackedActor):
         self._ops.append(("journal", update.client_order_id, entry))
         self._flush()
 
+    def _held_intent(self, client_order_id: str) -> dict | None:
+        """The newest journal entry still held (not yet written: the store failed)."""
+        for name, key, value in reversed(self._ops):
+            if name == "journal" and key == client_order_id:
+                return value
+        return None
+
     def _flush(self) -> None:
         self._flush_queued = False
         ops, then = self._ops, self._then
+        if ops:
+            try:
+                self.store.write(ops)
+            except (StoreUnavailable, OSError) as exc:
+                self._unavailable(exc, len(then))
+                return  # kept: tried again with whatever queues behind it
+            except StoreError as exc:
+                self.ctx.metrics.inc("store_errors")
+                self.ctx.log.event("store_batch_refused", error=str(exc), dropped=len(then))
+                then = []
+            else:
+                self.ctx.metrics.inc("store_commits")
+                self.ctx.metrics.inc("store_writes", len(ops))
+            if self.failed is not None:
+                self.ctx.log.event("store_recovered", after=self.failed)
+                self.failed = None
         self._ops, self._then = [], []
-        if not ops:
-            return
-        try:
-            self.store.write(ops)
-        except (StoreError, OSError) as exc:
-            self.failed = str(exc)
-            self.ctx.metrics.inc("store_errors")
-            self.ctx.log.event("store_write_failed", error=str(exc), dropped=len(then))
-            return
-        self.ctx.metrics.inc("store_commits")
-        self.ctx.metrics.inc("store_writes", len(ops))
         for ref, msg in then:
             self.ctx.tell(ref, msg)
+        restores, self._restores = self._restores, []
+        for position_id in restores:
+            state = self.store.snapshot(position_id)
+            self.ctx.tell(self.ctx.supervisor, Restored(position_id, state))
+
+    def _unavailable(self, exc: BaseException, held: int) -> None:
+        self.ctx.metrics.inc("store_errors")
+        if self.failed is None:
+            message = f"state store cannot write, exits wait until it can: {exc}"
+            self.ctx.log.event("store_write_failed", error=str(exc), held=held)
+            self.ctx.emit(ExitEvent("alert", "*", "*", {"message": message}))
+        self.failed = str(exc)
+        if not self._retry_armed:
+            self._retry_armed = True
+            ref, tracker = self.actor_ref, self.ctx.tracker
+            due = self.ctx.clock.now() + timedelta(seconds=RETRY_S)
+            self.ctx.clock.call_at(due, lambda: tracker.tell(ref, Flush(retry=True)))
