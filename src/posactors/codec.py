@@ -8,13 +8,18 @@ driven by each dataclass's fields and type hints, so a new field in
 
 Decoding is strict: an unknown key (written by a newer posactors) or a missing
 key without a default raises :class:`CodecError` naming it, never a guess.
+
+Both directions are compiled once per dataclass from those hints into plain
+functions (a restart decodes thousands of states, a cycle may encode as many):
+the generic, type-inspecting path runs only to name what is wrong when the
+compiled one refuses a value, so errors read the same either way.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum
@@ -62,7 +67,10 @@ def to_dict(value: Any) -> dict[str, Any]:
 
 def from_dict(cls: type[T], data: Any) -> T:
     """Build the dataclass ``cls`` from its dict form; raises :class:`CodecError`."""
-    return _decode_dataclass(cls, data, cls.__name__)
+    try:
+        return _compiled_decoder(cls)(data)
+    except Exception:  # refused (or unsupported): the generic path names what and where
+        return _decode_dataclass(cls, data, cls.__name__)
 
 
 # --- encoding: driven by the value
@@ -82,10 +90,11 @@ def _encode(value: Any, where: str) -> Any:
     if isinstance(value, ExitReason):
         return str(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: _encode(getattr(value, f.name), f"{where}.{f.name}")
-            for f in dataclasses.fields(value)
-        }
+        names = _field_names(type(value))
+        try:
+            return {name: _encode_plain(getattr(value, name)) for name in names}
+        except _Refused:  # name the field: the slow path says where
+            return {name: _encode(getattr(value, name), f"{where}.{name}") for name in names}
     if isinstance(value, (set, frozenset)):
         return sorted(_encode(v, f"{where}[]") for v in value)
     if isinstance(value, (tuple, list)):
@@ -101,7 +110,162 @@ def _encode(value: Any, where: str) -> Any:
     raise CodecError(f"{where}: cannot encode a {type(value).__name__}")
 
 
-# --- decoding: driven by the type hints
+class _Refused(Exception):
+    """The compiled path cannot take this value: the generic path will say why."""
+
+
+_PLAIN = (bool, int, str, type(None))
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _encode_plain(value: Any) -> Any:
+    """:func:`_encode` for the common values, without building error locations."""
+    kind = type(value)
+    if kind is Decimal:
+        return str(value)
+    if kind in _PLAIN:
+        return value
+    if kind is datetime:
+        if value.utcoffset() is None:
+            raise _Refused
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if kind is ExitReason:
+        return str(value)
+    if kind is tuple or kind is list:
+        return [_encode_plain(v) for v in value]
+    if kind is frozenset or kind is set:
+        return sorted(_encode_plain(v) for v in value)
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            text = _encode_plain(key)
+            if not isinstance(text, str):
+                raise _Refused
+            out[text] = _encode_plain(item)
+        return out
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {name: _encode_plain(getattr(value, name)) for name in _field_names(kind)}
+    raise _Refused  # anything rarer (a Mapping, a subclass): the generic path
+
+
+# --- decoding: compiled from the type hints (the generic path below names errors)
+
+Decoder = Callable[[Any], Any]
+
+
+@cache
+def _compiled_decoder(cls: type) -> Decoder:
+    """A function that builds ``cls`` from its dict form; raises on anything irregular."""
+    spec = _fields(cls)
+    decoders = {name: _decoder(hint) for name, (hint, _) in spec.items()}
+    known = frozenset(spec)
+    required = frozenset(name for name, (_, has_default) in spec.items() if not has_default)
+
+    def decode(raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            raise _Refused
+        keys = raw.keys()
+        if not (keys <= known and required <= keys):
+            raise _Refused
+        return cls(**{name: decoders[name](value) for name, value in raw.items()})
+
+    return decode
+
+
+def _decoder(hint: Any) -> Decoder:
+    origin = get_origin(hint)
+    if origin is Union or origin is types.UnionType:
+        options = [a for a in get_args(hint) if a is not type(None)]
+        if len(options) != 1:
+            return _refuse
+        inner = _decoder(options[0])
+        if len(options) == len(get_args(hint)):
+            return inner
+        return lambda raw: None if raw is None else inner(raw)
+    if origin is not None:
+        return _generic_decoder(origin, get_args(hint))
+    if hint is Any:
+        return lambda raw: raw
+    if hint is ExitReason:
+        return lambda raw: ExitReason.parse(_str(raw))
+    if dataclasses.is_dataclass(hint):
+        return _compiled_decoder(hint)
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return hint
+    if hint is Decimal:
+        return lambda raw: Decimal(_str(raw))
+    if hint is datetime:
+        return _datetime
+    if hint is bool:
+        return lambda raw: raw if raw is True or raw is False else _refuse(raw)
+    if hint is int:
+        return _int
+    if hint is str:
+        return _str
+    return _refuse
+
+
+def _generic_decoder(origin: Any, args: tuple[Any, ...]) -> Decoder:
+    if origin in (frozenset, set):
+        item = _decoder(args[0])
+        return lambda raw: origin(item(v) for v in _list(raw))
+    if origin is list:
+        item = _decoder(args[0])
+        return lambda raw: [item(v) for v in _list(raw)]
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            item = _decoder(args[0])
+            return lambda raw: tuple(item(v) for v in _list(raw))
+        items = [_decoder(a) for a in args]
+        return lambda raw: tuple(d(v) for d, v in zip(items, _list(raw), strict=True))
+    if origin in (dict, Mapping):
+        key, value = (_decoder(a) for a in args)
+        return lambda raw: {key(k): value(v) for k, v in _dict(raw).items()}
+    return _refuse
+
+
+def _refuse(raw: Any) -> Any:
+    raise _Refused
+
+
+def _int(raw: Any) -> int:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    raise _Refused
+
+
+def _str(raw: Any) -> str:
+    if isinstance(raw, str):
+        return raw
+    raise _Refused
+
+
+def _list(raw: Any) -> list:
+    if isinstance(raw, list):
+        return raw
+    raise _Refused
+
+
+def _dict(raw: Any) -> dict:
+    if isinstance(raw, dict):
+        return raw
+    raise _Refused
+
+
+def _datetime(raw: Any) -> datetime:
+    value = datetime.fromisoformat(_str(raw))
+    if value.utcoffset() is None:
+        raise _Refused
+    return value
+
+
+# --- decoding, generic: driven by the type hints, naming what is wrong
 
 
 @cache
