@@ -53,6 +53,9 @@ class PushQuotes:
     quotes: tuple[Quote, ...]
 
 
+_READY = QuoteReady()  # carries nothing: one instance serves every tell
+
+
 def chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -146,21 +149,25 @@ class QuoteFanOut(TrackedActor):
                 self.tell(ref, BarsUpdate(tuple(new)))
 
     def _deliver(self, quotes: Any, received: float) -> None:
-        now = self.ctx.clock.now()
+        # the hot loop of a fan-out: names bound once, one tell per actor to wake
+        fresh_after = self.ctx.clock.now() - self._stale_after
+        subscribers, last, stale = self.subscribers, self._last, self.stale
+        tell, cycle = self.tracker.tell, self.cycle
         for quote in quotes:
+            symbol = quote.symbol
             key = (quote.last, quote.bid, quote.ask)
-            subs = self.subscribers.get(quote.symbol)
-            if not subs or self._last.get(quote.symbol) == key:
+            subs = subscribers.get(symbol)
+            if not subs or last.get(symbol) == key:
                 continue
-            self._last[quote.symbol] = key
-            if now - quote.time > self._stale_after:
-                self.stale.add(quote.symbol)
+            last[symbol] = key
+            if quote.time < fresh_after:
+                stale.add(symbol)
                 self.ctx.metrics.inc("stale_quotes")
-            else:
-                self.stale.discard(quote.symbol)
+            elif stale:
+                stale.discard(symbol)
             for ref, slot in subs:
-                if slot.put(quote, received, self.cycle):
-                    self.tell(ref, QuoteReady())
+                if slot.put(quote, received, cycle):
+                    tell(ref, _READY)
 
     def _fetch_bars(self) -> dict[str, list[Bar]]:
         if not self.bars_needed or self.source is None:
