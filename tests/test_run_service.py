@@ -197,3 +197,36 @@ def test_metrics_endpoint_serves_exits_and_positions(server, tmp_path):
         assert proc.wait(timeout=20) == 0
     finally:
         proc.kill()
+
+
+def test_the_keys_never_reach_the_logs_the_state_or_inspect(server, tmp_path):
+    """The key id and secret are read from the environment and used for requests only."""
+    proc = start(server, tmp_path)
+    try:
+        wait_for(lambda: '"service_running"' in events(tmp_path))
+        server.set_price("AAPL", "94")
+        wait_for(lambda: any(o["status"] == "filled" for o in orders(server, "AAPL")))
+        server.fail_next("GET", "/v2/positions", status=401)  # an error echoed into the logs
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+    inspect = Path(__file__).resolve().parents[1] / "tools" / "inspect"
+    shown = [
+        subprocess.run(
+            [sys.executable, str(inspect), "--state", str(tmp_path / "state"), *flag],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        for flag in ((), ("--json",))
+    ]
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "state").iterdir() if p.is_file())
+    secrets = {server.env()["APCA_API_KEY_ID"], server.env()["APCA_API_SECRET_KEY"]}
+    for secret in secrets:
+        assert secret not in events(tmp_path)
+        assert all(secret not in text for text in shown)
+        assert secret.encode() not in stored
+    assert '"position_closed"' in events(tmp_path) and "MSFT" in shown[0]

@@ -4,7 +4,10 @@ Under ``posactors run`` the rules' "now" is the broker's timestamp (``GET
 /v2/clock``), advanced by the local monotonic clock between polls, and the
 broker's ``is_open`` says whether the regular session is open, so a local
 clock that drifts or a session the calendar does not know (an unplanned close)
-cannot fool the engine.
+cannot fool the engine. The local wall clock is never read, and "now" never
+goes back: a poll whose timestamp is behind the running clock (the local
+monotonic clock ran fast, the broker corrected its own) holds it until the
+broker's time catches up.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from posactors.calendar import ExchangeCalendar
 from posactors.runtime.clock import RealClock
 
 FRESH_S = 120.0  # the broker's is_open holds for "now" this long after a poll
+RECHECK_S = 15.0  # a session the broker keeps closed while the calendar has it open
 
 
 class MarketClockReading(Protocol):
@@ -45,6 +49,7 @@ class BrokerClock(RealClock):
         self._on_error = on_error
         self.errors = 0
         self._anchor = self._reading()
+        self._latest = self._anchor[0]
         self._stop = threading.Event()
         super().__init__(now=self._now)
         self._poller = threading.Thread(
@@ -58,16 +63,24 @@ class BrokerClock(RealClock):
 
     def _now(self) -> datetime:
         at, mono, _ = self._anchor
-        return at + timedelta(seconds=time.monotonic() - mono)
+        now = at + timedelta(seconds=time.monotonic() - mono)
+        if now < self._latest:  # a re-anchor behind what was already "now"
+            return self._latest
+        self._latest = now  # threads may race here: each keeps a value already seen
+        return now
 
     def _poll(self) -> None:
         while not self._stop.wait(self._poll_s):
-            try:
-                self._anchor = self._reading()
-            except Exception as exc:  # keep the last anchor; the engine goes on
-                self.errors += 1
-                if self._on_error is not None:
-                    self._on_error(exc)
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Read the broker's clock again (the poller does, every ``poll_s``)."""
+        try:
+            self._anchor = self._reading()
+        except Exception as exc:  # keep the last anchor; the engine goes on
+            self.errors += 1
+            if self._on_error is not None:
+                self._on_error(exc)
 
     def market_open(self) -> bool | None:
         """The broker's ``is_open`` if read within ``FRESH_S``, else None (unknown)."""
@@ -92,10 +105,24 @@ class BrokerSessionCalendar:
         self._clock = clock
 
     def is_regular_hours(self, ts: datetime) -> bool:
+        is_open = self._broker_says(ts)
+        return self._calendar.is_regular_hours(ts) if is_open is None else is_open
+
+    def next_open(self, ts: datetime) -> datetime:
+        """The calendar's next open; but while the broker keeps closed a session the
+        calendar has open (a late open, an unplanned early close or halt) the open is
+        unknown: look again in ``RECHECK_S``, so a waiting exit goes soon after it opens."""
+        following = self._calendar.next_open(ts)  # ts itself at the calendar's open
+        if self._broker_says(ts) is False and self._calendar.is_regular_hours(ts):
+            recheck = ts + timedelta(seconds=RECHECK_S)
+            return recheck if following <= ts else min(following, recheck)
+        return following
+
+    def _broker_says(self, ts: datetime) -> bool | None:
         is_open = self._clock.market_open()
         if is_open is not None and abs((ts - self._clock.now()).total_seconds()) <= FRESH_S:
             return is_open
-        return self._calendar.is_regular_hours(ts)
+        return None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._calendar, name)

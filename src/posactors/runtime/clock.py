@@ -4,6 +4,10 @@ Actors never sleep: they ask a clock to call them back (``call_at``), and the
 callback only sends a message. The :class:`VirtualClock` fires timers when a
 driver advances it, in due-time order, so a run in virtual time is repeatable;
 the :class:`RealClock` fires them from one scheduler thread.
+
+Real time is read as the wall clock at start advanced by the monotonic clock
+(:class:`SteadyNow`), so a wall clock stepped forward or back (NTP, a person,
+a VM resumed) moves no timer, no cooldown and no time limit.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -101,11 +106,31 @@ class VirtualClock:
         pass
 
 
+class SteadyNow:
+    """ "Now" as the wall clock read once, advanced by the monotonic clock.
+
+    Never goes back, and ignores steps of the wall clock after the start (the
+    monotonic clock follows NTP's gradual corrections, not its jumps).
+    """
+
+    def __init__(
+        self,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._monotonic = monotonic
+        self._start, self._start_mono = wall(), monotonic()
+
+    def __call__(self) -> datetime:
+        return self._start + timedelta(seconds=self._monotonic() - self._start_mono)
+
+
 class RealClock:
-    """Wall-clock time (UTC); timers fire from one daemon scheduler thread."""
+    """Real time (UTC, :class:`SteadyNow` unless told otherwise); timers fire from one
+    daemon scheduler thread."""
 
     def __init__(self, now: Callable[[], datetime] | None = None) -> None:
-        self._now = now or (lambda: datetime.now(UTC))
+        self._now = now or SteadyNow()
         self._timers = _TimerHeap()
         self._cond = threading.Condition()
         self._closed = False
