@@ -242,9 +242,22 @@ def run_child(module: str, args: dict[str, Any], timeout_s: float = 600) -> dict
     return result
 
 
+SWITCH_INTERVAL_ENV = "POSACTORS_BENCH_SWITCH_INTERVAL"
+
+
+def use_switch_interval(seconds: float) -> None:
+    """Set the interpreter's switch interval here and in every child started after."""
+    from posactors.runtime.engine import tune_process
+
+    tune_process(seconds)
+    os.environ[SWITCH_INTERVAL_ENV] = repr(seconds)
+
+
 def child_main(entry: Callable[..., dict[str, Any]]) -> None:
     """The ``--child ARGS`` face of a module: call ``entry(**ARGS)``, report its dict."""
     if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        if SWITCH_INTERVAL_ENV in os.environ:  # as the parent runs
+            use_switch_interval(float(os.environ[SWITCH_INTERVAL_ENV]))
         result = entry(**json.loads(sys.argv[2]))
         print(RESULT_MARK + json.dumps(result), flush=True)
         sys.stdout.flush()

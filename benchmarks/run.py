@@ -33,10 +33,20 @@ import bench_latency
 import bench_memory
 import bench_recovery
 import bench_store
-from common import Results, bench_config, run_child, session_now, sim_account, table
+from common import (
+    SWITCH_INTERVAL_ENV,
+    Results,
+    bench_config,
+    figure,
+    run_child,
+    session_now,
+    sim_account,
+    table,
+    use_switch_interval,
+)
 
 from posactors.runtime.clock import VirtualClock
-from posactors.runtime.engine import Engine
+from posactors.runtime.engine import SERVICE_SWITCH_INTERVAL_S, Engine
 
 _BEGAN = time.perf_counter()
 
@@ -192,19 +202,52 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (< 1 min)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--only", help=f"a comma-separated subset of {','.join(FIGURES)}")
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=SERVICE_SWITCH_INTERVAL_S,
+        help="sys.setswitchinterval in every process, as the service sets it (default "
+        f"{SERVICE_SWITCH_INTERVAL_S}; Python's own is 0.005: the library embedded elsewhere)",
+    )
     args = parser.parse_args(argv)
+    if args.only and set(args.only.split(",")) - set(FIGURES):
+        unknown = set(args.only.split(",")) - set(FIGURES)
+        parser.error(f"unknown figures: {', '.join(sorted(unknown))}")
+    restore = sys.getswitchinterval(), os.environ.get(SWITCH_INTERVAL_ENV)
+    use_switch_interval(args.switch_interval)
+    try:
+        return _run(args)
+    finally:  # as it was: the runner may be called in-process (tests)
+        sys.setswitchinterval(restore[0])
+        if restore[1] is None:
+            os.environ.pop(SWITCH_INTERVAL_ENV, None)
+        else:
+            os.environ[SWITCH_INTERVAL_ENV] = restore[1]
+
+
+def _run(args: argparse.Namespace) -> int:
     only = set(FIGURES if not args.only else args.only.split(","))
-    if only - set(FIGURES):
-        parser.error(f"unknown figures: {', '.join(sorted(only - set(FIGURES)))}")
     plan = PLANS["quick" if args.quick else "full"]
     info = machine()
     mode = "--quick" if args.quick else "full"
     print(
         f"posactors benchmarks ({mode}) on {info['cpus']} x {info['cpu']}, Python "
-        f"{info['python']}, {info['platform']}; load average {_load()}",
+        f"{info['python']}, {info['platform']}; load average {_load()}; "
+        f"switch interval {sys.getswitchinterval() * 1000:g} ms",
         flush=True,
     )
     results = Results()
+    results.extend(
+        [
+            figure(
+                "switch_interval_ms",
+                sys.getswitchinterval() * 1000,
+                "ms",
+                note="sys.setswitchinterval in every benchmark process (the service's: "
+                "posactors.runtime.engine.tune_process; Python's default is 5 ms)",
+            )
+        ]
+    )
     began = time.perf_counter()
     if "store" in only:
         header("figure 4: durable intents")

@@ -92,6 +92,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     """The engine on the embedded simulated exchange, in virtual time."""
     from posactors.policy import Config
+    from posactors.runtime.engine import tune_process
     from posactors.simulate import SimulateOptions, run_simulation
 
     if args.positions < 1:
@@ -116,7 +117,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         speed=args.speed,
         log_path=Path(args.log) if args.log else None,
     )
-    summary = run_simulation(config, options, live=not args.json and sys.stdout.isatty())
+    switch_interval = tune_process()  # this process hosts the engine: see tune_process
+    try:
+        summary = run_simulation(config, options, live=not args.json and sys.stdout.isatty())
+    finally:
+        sys.setswitchinterval(switch_interval)
     if args.json:
         emit_json({"summary": summary})
     else:

@@ -18,7 +18,7 @@ from posactors.calendar import xnys
 from posactors.log import EventLog
 from posactors.policy import Config
 from posactors.runtime.broker_clock import BrokerClock, BrokerSessionCalendar
-from posactors.runtime.engine import Engine
+from posactors.runtime.engine import Engine, tune_process
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 
@@ -49,6 +49,7 @@ def run_service(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     status = EXIT_OK
+    switch_interval = tune_process()  # this process is the service's: see tune_process
     try:
         engine.start()
         if metrics_port is not None:
@@ -75,6 +76,7 @@ def run_service(
         if close is not None:
             close()
         log.event("service_stopped", status=status)
+        sys.setswitchinterval(switch_interval)
     return status
 
 

@@ -15,6 +15,7 @@ repeatable: same inputs, same exits.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +39,24 @@ from posactors.state import PositionState
 from posactors.store import ServiceLock, StateStore
 
 IDLE_TIMEOUT_S = 60.0
+SERVICE_SWITCH_INTERVAL_S = 0.1
+
+
+def tune_process(switch_interval_s: float = SERVICE_SWITCH_INTERVAL_S) -> float:
+    """Set the interpreter for a process that hosts an engine; returns the old interval.
+
+    For the entry points that own their process (the service, the simulator's
+    CLI), never on import: a bot embedding the library keeps its own setting.
+    With one thread per position, thousands of actor threads wait on the GIL at
+    once, and each waiter wakes every switch interval (5 ms by default) to ask
+    for it: a longer interval is fewer forced switches and fewer wake-ups. Actors
+    hand the GIL over themselves as soon as they wait on their inbox, so only
+    long stretches of pure Python (a fan-out of thousands of quotes) run longer
+    before others get a turn.
+    """
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(switch_interval_s)
+    return old
 
 
 class EngineFailed(RuntimeError):
