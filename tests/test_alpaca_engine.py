@@ -117,6 +117,7 @@ def test_replace_that_succeeds_but_answers_an_error_is_resolved_by_lookup(server
         server.error_after_acting("PATCH", "/v2/orders/", status=500)
         server.set_price("AAPL", "108.5")
         wait_for(lambda: [D(o["stop_price"]) for o in live_stops(server, "AAPL")] == [D("102")])
+        wait_for(lambda: engine.metrics.snapshot().get("orders_resolved"))  # after a backoff
         time.sleep(1.0)  # polls, a reconcile: nothing more may change
         counters = engine.metrics.snapshot()
         state = next(iter(engine.positions().values()))
