@@ -34,7 +34,7 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
-from common import bench_config, session_now, sim_account, symbols
+from common import bench_config, session_now, sim_account, symbols, use_switch_interval
 
 
 def ready() -> None:
@@ -165,7 +165,12 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument(
+        "--switch-interval", type=float, help="sys.setswitchinterval (as run.py: the service's)"
+    )
     args = parser.parse_args()
+    if args.switch_interval is not None:
+        use_switch_interval(args.switch_interval)
     if args.scenario == "summary":
         if args.file is None:
             parser.error("summary needs the py-spy raw file")
