@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from chaos.test_found_bugs import TIER, NoStream, config_of
 from posactors.model import OrderRejected
+from posactors.runtime.messages import OrderEvent
 from posactors.runtime.position import PositionActor
 from posactors.store import StateStore
 from test_runtime import account, make_engine, run
@@ -111,3 +112,35 @@ def test_a_position_parked_while_its_tier_works_gets_one_stop_for_the_rest(tmp_p
         assert [e["intent"]["client_order_id"] for e in store.open_intents()] == [
             stop.client_order_id
         ]
+
+
+class DiesOnItsCancelledTier(PositionActor):
+    """Raises on the update that ends its tier after it asked to cancel it (so that
+    update is lost with the actor, every time it is restarted)."""
+
+    def handle(self, message):
+        p = self.state.pending
+        if isinstance(message, OrderEvent) and p is not None and p.cancel_requested:
+            raise RuntimeError("poisoned")
+        return super().handle(message)
+
+
+def test_a_position_parked_on_its_tiers_cancel_gets_a_stop_back(tmp_path):
+    """The tier waits in the BrokerActor's queue (rate limit) and is cancelled there for a
+    resubmit; the CANCELED update kills the actor each time, so its snapshot still shows
+    the tier in flight when it is parked. The Supervisor asks the broker what became of
+    the tier (a cancelled order that was never sent), then places the stop."""
+    exits = {"stop_loss": BROKER_STOP, "tiers": [{**TIER, "limit_offset_pct": 0}]}
+    exits["partial_fills"] = {"resubmit_after_s": 3}
+    cfg = config_of(exits, broker={"rate_limit_per_min": 4})  # a request every 15 s
+    sim = account(tmp_path, 1)
+    engine = make_engine(tmp_path, sim, cfg, DiesOnItsCancelledTier)
+    engine.start()
+    try:
+        run(engine, sim, 300, {20: {"S000": "106"}, 21: {"S000": "104"}})  # 4 requests a minute
+        parked = list(engine.status()["parked"])
+    finally:
+        engine.stop()
+    assert [p.split("-")[0] for p in parked] == ["S000"]
+    [(stop, _update)] = sim.open_orders()
+    assert stop.order_type.value == "stop" and stop.qty == 100

@@ -317,10 +317,10 @@ class Supervisor(TrackedActor):
         """A parked position keeps a broker-held stop (with ``stop_loss.on_broker``).
 
         If its stop was cancelled for an exit, one is placed again (write-ahead, as the
-        actor would): at once if that exit never went; after cancelling it if it is a
-        partial exit still working (a tier nobody manages now; never two live exit
-        orders), for what it left. A full exit in flight is left to close the position.
-        Those orders' updates come here and end their journal entries.
+        actor would): at once if that exit never went; once it has ended if it is in
+        flight (a partial exit, a tier nobody manages now, is cancelled first: never two
+        live exit orders), for what it left. Those orders' updates come here and end
+        their journal entries.
         """
         if self.ctx.config.dry_run or not wants_protective(
             self.ctx.config.policy_for(state.symbol)
@@ -328,12 +328,20 @@ class Supervisor(TrackedActor):
             return
         pending = state.pending
         if pending is not None:
-            if not pending.intent.reason.is_full:
-                coid = pending.intent.client_order_id
-                self.parking[coid] = state
-                self.ctx.log.event("parked_exit_cancelled", position=state.position_id, order=coid)
-                self.ctx.tell(self.ctx.broker, Own((coid,), self.actor_ref))
+            # its outcome comes here: asked of the broker, since an update routed to the
+            # actor as it failed is gone; a partial exit is cancelled first, a full exit
+            # not yet sent is sent (both ways the stop follows once it has ended)
+            coid = pending.intent.client_order_id
+            partial = not pending.intent.reason.is_full
+            self.parking[coid] = state
+            self.ctx.log.event(
+                "parked_exit", position=state.position_id, order=coid, cancelled=partial
+            )
+            self.ctx.tell(self.ctx.broker, Own((coid,), self.actor_ref))
+            if partial:
                 self.ctx.tell(self.ctx.broker, CancelExit(coid, self.actor_ref))
+            resolve = Resolve(pending.intent, self.actor_ref, resend=not partial)
+            self.ctx.tell(self.ctx.broker, resolve)
             return
         policy = self.ctx.config.policy_for(state.symbol)
         now = self.ctx.clock.now()
