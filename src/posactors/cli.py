@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from posactors.backtest.cli import register
 from posactors.errors import InputError
 from posactors.output import emit_json, fmt
 from posactors.policy import ConfigError, load_config
+from posactors.store import StoreError
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -89,6 +91,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def usable_state_dir(value: str) -> Path:
+    """``--state``: a directory that exists or can be made, and can be written."""
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"--state {value}: expected a directory, found a file")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--state {value}: cannot create it ({exc.strerror})") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(f"--state {value}: not writable (a read-only directory?)")
+    return path
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """The engine on the embedded simulated exchange, in virtual time."""
     from posactors.policy import Config
@@ -113,7 +129,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         positions=args.positions,
         duration_s=args.duration,
         seed=args.seed,
-        state_dir=Path(args.state) if args.state else None,
+        state_dir=usable_state_dir(args.state) if args.state else None,
         speed=args.speed,
         log_path=Path(args.log) if args.log else None,
     )
@@ -138,7 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _warn(warnings)
     if args.dry_run:
         config = config.model_copy(update={"dry_run": True})
-    state_dir = Path(args.state) if args.state else Path(config.state.path)
+    state_dir = usable_state_dir(args.state or str(config.state.path))
     if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
         raise InputError(f"--metrics-port {args.metrics_port}: expected a port, 1-65535")
     return run_service(config, state_dir, live=sys.stdout.isatty(), metrics_port=args.metrics_port)
@@ -220,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (InputError, ConfigError) as exc:
+    except (InputError, ConfigError, StoreError) as exc:  # StoreError: a state refused
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

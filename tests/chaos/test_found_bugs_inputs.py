@@ -59,3 +59,35 @@ def test_simulate_on_the_state_of_another_seed_is_bad_input(tmp_path):
     argv = ["simulate", "--positions", "1", "--duration", "1", "--state", str(tmp_path)]
     assert main([*argv, "--seed", "1", "--json"]) == 0
     assert main([*argv, "--seed", "2", "--json"]) == 2
+
+
+def test_an_unusable_state_directory_is_bad_input_naming_it(tmp_path, capsys, monkeypatch):
+    """A --state that is a file, cannot be made, or cannot be written: exit 2 before
+    anything starts, naming --state and its value (was: a traceback from mkdir)."""
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    base = ["simulate", "--positions", "1", "--duration", "1", "--state"]
+    assert main([*base, str(afile)]) == 2
+    assert main([*base, str(afile / "below")]) == 2
+    assert afile.read_text() == "mine"
+    monkeypatch.setattr("posactors.cli.os.access", lambda *_: False)  # root writes anyway
+    assert main([*base, str(tmp_path / "ro")]) == 2
+    err = capsys.readouterr().err
+    assert f"--state {afile}: expected a directory" in err
+    assert f"--state {afile / 'below'}: cannot create it" in err
+    assert "not writable" in err
+
+
+def test_a_state_written_by_a_newer_posactors_is_refused_with_exit_2(tmp_path, capsys):
+    from posactors.store import SCHEMA_VERSION, StateStore
+
+    with StateStore(tmp_path) as store:
+        store.write([("meta", "schema_version", SCHEMA_VERSION + 1)])
+    before = (tmp_path / "data.mdb").read_bytes()
+    argv = ["simulate", "--positions", "1", "--duration", "1", "--state", str(tmp_path)]
+    try:
+        assert main(argv) == 2
+    finally:
+        pykka.ActorRegistry.stop_all()
+    assert "newer posactors" in capsys.readouterr().err
+    assert (tmp_path / "data.mdb").read_bytes() == before
