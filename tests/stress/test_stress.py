@@ -25,6 +25,7 @@ from test_runtime import account, config
 D = Decimal
 STEPS = 30
 CROSS_DOWN_AT, CROSS_UP_AT = 8, 12  # the steps at which the chosen symbols cross
+DRAIN_S = 360  # then prices hold while queued exits go out at the broker's rate
 
 
 def plan(n: int) -> dict[str, set[str]]:
@@ -116,6 +117,10 @@ def stress(tmp_path, n: int) -> None:
             for i in range(n):
                 symbol = f"S{i:03d}"
                 sim.set_price(symbol, price_of(symbol, step, chosen))
+            sim.advance(now)
+            engine.step(now)
+        for _ in range(DRAIN_S // 5):  # the rate limit (200 a minute) spreads 1,000 exits
+            now += timedelta(seconds=5)
             sim.advance(now)
             engine.step(now)
         counters = engine.metrics.snapshot()
