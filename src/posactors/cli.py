@@ -91,16 +91,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def usable_state_dir(value: str) -> Path:
-    """``--state``: a directory that exists or can be made, and can be written."""
+def usable_state_dir(value: str, create: bool = True) -> Path:
+    """``--state``: a directory that exists or can be made, and can be written.
+
+    With ``create=False`` nothing is made yet (``run`` checks its keys first): the
+    nearest existing ancestor must then be a writable directory.
+    """
     path = Path(value)
     if path.exists() and not path.is_dir():
         raise InputError(f"--state {value}: expected a directory, found a file")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--state {value}: cannot create it ({exc.strerror})") from exc
-    if not os.access(path, os.W_OK | os.X_OK):
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"--state {value}: cannot create it ({exc.strerror})") from exc
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise InputError(f"--state {value}: cannot create it ({existing} is not a directory)")
+    if not os.access(existing, os.W_OK | os.X_OK):
         raise InputError(f"--state {value}: not writable (a read-only directory?)")
     return path
 
@@ -154,7 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _warn(warnings)
     if args.dry_run:
         config = config.model_copy(update={"dry_run": True})
-    state_dir = usable_state_dir(args.state or str(config.state.path))
+    state_dir = usable_state_dir(args.state or str(config.state.path), create=False)
     if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
         raise InputError(f"--metrics-port {args.metrics_port}: expected a port, 1-65535")
     return run_service(config, state_dir, live=sys.stdout.isatty(), metrics_port=args.metrics_port)
