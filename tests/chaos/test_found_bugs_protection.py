@@ -144,3 +144,43 @@ def test_a_position_parked_on_its_tiers_cancel_gets_a_stop_back(tmp_path):
     assert [p.split("-")[0] for p in parked] == ["S000"]
     [(stop, _update)] = sim.open_orders()
     assert stop.order_type.value == "stop" and stop.qty == 100
+
+
+class RefusesTheFirstStop(NoStream):
+    """The exchange refuses each position's first stop (``-ps-1``), takes the rest."""
+
+    def subscribe(self, callback) -> None:
+        self.sim.subscribe(callback)
+
+    def submit_order(self, request):
+        if request.client_order_id.endswith("-ps-1"):
+            raise OrderRejected("simulated: price increment")
+        return self.sim.submit_order(request)
+
+
+class DiesOnEveryUpdate(PositionActor):
+    """Raises on every order update: the refusal of its stop never reaches its state."""
+
+    def handle(self, message):
+        if isinstance(message, OrderEvent):
+            raise RuntimeError("poisoned")
+        return super().handle(message)
+
+
+def test_a_position_parked_before_hearing_its_stop_was_refused_gets_one(tmp_path):
+    """The week soak's last unprotected positions: the stop's refusal kills the actor each
+    time, so its snapshot still shows the stop as placed when it is parked, and the
+    Supervisor took that for a live stop. It now looks every order up first."""
+    cfg = config_of({"stop_loss": BROKER_STOP})
+    sim = account(tmp_path, 1)
+    engine = make_engine(tmp_path, RefusesTheFirstStop(sim), cfg, DiesOnEveryUpdate)
+    engine.start()
+    try:
+        run(engine, sim, 30)
+        parked = list(engine.status()["parked"])
+    finally:
+        engine.stop()
+    assert [p.split("-")[0] for p in parked] == ["S000"]
+    [(stop, _update)] = sim.open_orders()
+    assert stop.order_type.value == "stop" and stop.qty == 100
+    assert stop.client_order_id.endswith("-ps-2")

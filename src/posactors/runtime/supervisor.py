@@ -23,9 +23,7 @@ from typing import Any
 
 import pykka
 
-from posactors.codec import state_to_dict
-from posactors.model import Broker, OrderUpdate, Position
-from posactors.rules.protective import parking_stop, wants_protective
+from posactors.model import Broker, Position
 from posactors.rules.tiers import tier_bars_needed
 from posactors.runtime.context import RuntimeContext
 from posactors.runtime.messages import (
@@ -35,7 +33,6 @@ from posactors.runtime.messages import (
     CancelExit,
     ExitEvent,
     ForeignStop,
-    JournalStatus,
     OrderEvent,
     Own,
     Persist,
@@ -45,13 +42,13 @@ from posactors.runtime.messages import (
     Restore,
     Restored,
     Retire,
-    SendExit,
 )
-from posactors.runtime.position import PositionActor, journal_entry
+from posactors.runtime.parking import Parking
+from posactors.runtime.position import PositionActor
 from posactors.runtime.quote_slot import QuoteSlot
 from posactors.runtime.quotes import Subscribe, Unsubscribe
 from posactors.runtime.tracker import TrackedActor
-from posactors.state import PositionState, apply_order_update, open_position
+from posactors.state import PositionState, open_position
 from posactors.store import StateStore
 
 RESTART_BUDGET = 3
@@ -93,12 +90,12 @@ class Supervisor(TrackedActor):
         self.states: dict[str, PositionState] = {}  # as spawned (symbol, id)
         self.restarts: dict[str, list[datetime]] = {}
         self.parked: dict[str, str] = {}
-        self.parking: dict[str, PositionState] = {}  # a parked position's exit being cancelled
         self.orphans: dict[str, datetime] = {}  # our stops whose position is gone: first seen
         self.peak_equity: Decimal | None = None
         self.kill_switch: dict | None = None
 
     def on_start(self) -> None:
+        self.parking = Parking(self.ctx, self.actor_ref)
         try:
             snapshots = self.store.snapshots()
         except Exception as exc:  # pykka calls no on_failure for on_start: say it here
@@ -136,7 +133,7 @@ class Supervisor(TrackedActor):
         elif isinstance(message, PositionClosed):
             self._retire(message.state)
         elif isinstance(message, OrderEvent):  # a parked position's orders
-            self._parked_order(message.update)
+            self.parking.on_update(message.update)
         elif message == "actors":
             return dict(self.actors)
         elif message == "status":
@@ -309,73 +306,9 @@ class Supervisor(TrackedActor):
         if message.state is None or message.position_id in self.actors:
             return
         if message.position_id in self.parked:
-            self._leave_protected(message.state)
+            self.parking.park(message.state)  # its last state: leave it protected
         else:
             self._spawn(message.state, restored=True)
-
-    def _leave_protected(self, state: PositionState) -> None:
-        """A parked position keeps a broker-held stop (with ``stop_loss.on_broker``).
-
-        If its stop was cancelled for an exit, one is placed again (write-ahead, as the
-        actor would): at once if that exit never went; once it has ended if it is in
-        flight (a partial exit, a tier nobody manages now, is cancelled first: never two
-        live exit orders), for what it left. Those orders' updates come here and end
-        their journal entries.
-        """
-        if self.ctx.config.dry_run or not wants_protective(
-            self.ctx.config.policy_for(state.symbol)
-        ):
-            return
-        pending = state.pending
-        if pending is not None:
-            # its outcome comes here: asked of the broker, since an update routed to the
-            # actor as it failed is gone; a partial exit is cancelled first, a full exit
-            # not yet sent is sent (both ways the stop follows once it has ended)
-            coid = pending.intent.client_order_id
-            partial = not pending.intent.reason.is_full
-            self.parking[coid] = state
-            self.ctx.log.event(
-                "parked_exit", position=state.position_id, order=coid, cancelled=partial
-            )
-            self.ctx.tell(self.ctx.broker, Own((coid,), self.actor_ref))
-            if partial:
-                self.ctx.tell(self.ctx.broker, CancelExit(coid, self.actor_ref))
-            resolve = Resolve(pending.intent, self.actor_ref, resend=not partial)
-            self.ctx.tell(self.ctx.broker, resolve)
-            return
-        policy = self.ctx.config.policy_for(state.symbol)
-        now = self.ctx.clock.now()
-        state, place, stale = parking_stop(state, policy, now)
-        if place is None:
-            return
-        intent = place.intent
-        self.ctx.log.event(
-            "parked_position_stop",
-            position=state.position_id,
-            order=intent.client_order_id,
-            stop=intent.stop_price,
-            qty=intent.qty,
-            cancels=list(stale),
-        )
-        self.ctx.metrics.inc("protective_orders")
-        ops = (
-            ("journal", intent.client_order_id, journal_entry(intent, "pending", now)),
-            ("snapshots", state.position_id, state_to_dict(state)),
-        )
-        then = tuple((self.ctx.broker, CancelExit(coid, self.actor_ref)) for coid in stale)
-        self.ctx.tell(
-            self.ctx.store,
-            Persist(ops, (*then, (self.ctx.broker, SendExit(intent, self.actor_ref)))),
-        )
-
-    def _parked_order(self, update: OrderUpdate) -> None:
-        self.ctx.tell(self.ctx.store, JournalStatus(update))
-        waiting = self.parking.get(update.client_order_id)
-        if waiting is not None and update.status.is_terminal:  # its exit is over: the stop
-            del self.parking[update.client_order_id]
-            state, _fill = apply_order_update(waiting, update)
-            if state.is_open:
-                self._leave_protected(state)
 
     def _retire(self, state: PositionState) -> None:
         pid = state.position_id

@@ -1,0 +1,107 @@
+"""The last thing posactors does for a parked position: leave it protected at the broker.
+
+With ``stop_loss.on_broker`` a parked position (its actor failed past its restart
+budget) must keep a stop at the broker, since nobody manages it any more. Its last
+snapshot may be out of date (updates routed to the actor as it failed are lost), so
+every order of it in flight is first looked up (``Resolve``, the answers come to the
+Supervisor): a partial exit (a tier) is cancelled, a full exit not yet sent is sent,
+a stop is confirmed live or found gone. Once all have answered (an exit: once it has
+ended), a stop is placed for what is left, unless a live stop is already there; never
+two live exit orders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pykka
+
+from posactors.codec import state_to_dict
+from posactors.model import OrderUpdate
+from posactors.rules.protective import parking_stop, wants_protective
+from posactors.runtime.context import RuntimeContext
+from posactors.runtime.messages import CancelExit, JournalStatus, Own, Persist, Resolve, SendExit
+from posactors.runtime.position import journal_entry
+from posactors.state import PositionState, apply_order_update
+
+
+@dataclass
+class _Waiting:
+    state: PositionState
+    kinds: dict[str, str] = field(default_factory=dict)  # client order id: "exit" | "stop"
+
+
+class Parking:
+    """Run by the Supervisor (``owner``): :meth:`park` a state, pass every update on."""
+
+    def __init__(self, ctx: RuntimeContext, owner: pykka.ActorRef) -> None:
+        self.ctx = ctx
+        self.owner = owner
+        self.waiting: dict[str, _Waiting] = {}  # client order id: its position's wait
+
+    def park(self, state: PositionState) -> None:
+        """Look up what the state has in flight, or place the stop now if nothing."""
+        if self.ctx.config.dry_run or not wants_protective(
+            self.ctx.config.policy_for(state.symbol)
+        ):
+            return
+        wait = _Waiting(state)
+        broker = self.ctx.broker
+        for record, kind in (
+            (state.pending, "exit"),
+            (state.protective, "stop"),
+            (state.protective_prev, "stop"),
+        ):
+            if record is None:
+                continue
+            coid = record.intent.client_order_id
+            wait.kinds[coid] = kind
+            self.waiting[coid] = wait
+            partial = kind == "exit" and not record.intent.reason.is_full
+            self.ctx.tell(broker, Own((coid,), self.owner))
+            if partial:
+                self.ctx.tell(broker, CancelExit(coid, self.owner))
+            full_exit = kind == "exit" and not partial
+            self.ctx.tell(broker, Resolve(record.intent, self.owner, resend=full_exit))
+        self.ctx.log.event(
+            "parked_orders_resolving", position=state.position_id, orders=sorted(wait.kinds)
+        )
+        if not wait.kinds:
+            self._protect(state)
+
+    def on_update(self, update: OrderUpdate) -> None:
+        """An update of a parked position's order: journal it; once all are known, protect."""
+        self.ctx.tell(self.ctx.store, JournalStatus(update))
+        coid = update.client_order_id
+        wait = self.waiting.get(coid)
+        if wait is None:
+            return
+        wait.state, _fill = apply_order_update(wait.state, update)
+        if update.status.is_terminal or wait.kinds[coid] == "stop":  # an exit: once ended
+            del self.waiting[coid], wait.kinds[coid]
+        if not wait.kinds and wait.state.is_open:
+            self._protect(wait.state)
+
+    def _protect(self, state: PositionState) -> None:
+        """Place the stop :func:`parking_stop` asks for (write-ahead, as the actor would)."""
+        now = self.ctx.clock.now()
+        state, place, stale = parking_stop(state, self.ctx.config.policy_for(state.symbol), now)
+        if place is None:
+            return
+        intent = place.intent
+        self.ctx.log.event(
+            "parked_position_stop",
+            position=state.position_id,
+            order=intent.client_order_id,
+            stop=intent.stop_price,
+            qty=intent.qty,
+            cancels=list(stale),
+        )
+        self.ctx.metrics.inc("protective_orders")
+        ops = (
+            ("journal", intent.client_order_id, journal_entry(intent, "pending", now)),
+            ("snapshots", state.position_id, state_to_dict(state)),
+        )
+        then = tuple((self.ctx.broker, CancelExit(coid, self.owner)) for coid in stale)
+        send = (self.ctx.broker, SendExit(intent, self.owner))
+        self.ctx.tell(self.ctx.store, Persist(ops, (*then, send)))
