@@ -204,6 +204,11 @@ class BrokerActor(TrackedActor):
         self._route(self._cancelled_update(client_order_id))
         return True
 
+    def _send_queued(self, client_order_id: str) -> bool:
+        return any(
+            e[2].kind == "send" and e[2].client_order_id == client_order_id for e in self._queue
+        )
+
     def _push(self, priority: int, job: _Job) -> None:
         heapq.heappush(self._queue, (priority, next(self._seq), job))
         if self.ctx.clock.now() - self._forgotten_at > FORGET_AFTER:
@@ -324,6 +329,8 @@ class BrokerActor(TrackedActor):
                 self._push(CANCEL_PRIORITY, _Job("cancel", job.client_order_id))
         elif job.client_order_id in self._cancelled:  # never at the broker: it never goes
             self._route(self._cancelled_update(job.client_order_id))
+        elif self._send_queued(job.client_order_id):  # not sent yet: its send will answer
+            return
         elif job.intent is not None and not job.resend:
             self._route(self._rejected(job.intent, "not found at the broker: it did not happen"))
         elif job.intent is not None:
