@@ -365,7 +365,8 @@ def drive(soak, life, times, crash_at, positions, volatility, check_every, progr
         if cal.is_regular_hours(now) and held < positions:
             soak.open_positions(life.sim, min(positions - held, 5), volatility)
         if progress is not None and step % 100 == 0:
-            progress(f"step {step}/{len(times)} {now} violations {soak.inv.count}")
+            last = soak.inv.kept[-1] if soak.inv.kept else ""
+            progress(f"step {step}/{len(times)} {now} violations {soak.inv.count} {last}")
     return life
 
 
