@@ -184,3 +184,26 @@ def test_a_position_parked_before_hearing_its_stop_was_refused_gets_one(tmp_path
     [(stop, _update)] = sim.open_orders()
     assert stop.order_type.value == "stop" and stop.qty == 100
     assert stop.client_order_id.endswith("-ps-2")
+
+
+class RefusesTwoStops(RefusesTheFirstStop):
+    """Refuses the first stop and the one parking places; takes the third."""
+
+    def submit_order(self, request):
+        if request.client_order_id.endswith("-ps-2"):
+            raise OrderRejected("simulated: price increment")
+        return super().submit_order(request)
+
+
+def test_a_parked_positions_refused_stop_is_placed_again(tmp_path):
+    """The week soak: the stop parking placed was refused, and nobody placed another."""
+    cfg = config_of({"stop_loss": BROKER_STOP})
+    sim = account(tmp_path, 1)
+    engine = make_engine(tmp_path, RefusesTwoStops(sim), cfg, DiesOnEveryUpdate)
+    engine.start()
+    try:
+        run(engine, sim, 30)
+    finally:
+        engine.stop()
+    [(stop, _update)] = sim.open_orders()
+    assert stop.client_order_id.endswith("-ps-3") and stop.qty == 100

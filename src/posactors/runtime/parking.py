@@ -7,7 +7,8 @@ every order of it in flight is first looked up (``Resolve``, the answers come to
 Supervisor): a partial exit (a tier) is cancelled, a full exit not yet sent is sent,
 a stop is confirmed live or found gone. Once all have answered (an exit: once it has
 ended), a stop is placed for what is left, unless a live stop is already there; never
-two live exit orders.
+two live exit orders. A stop of its own that the broker refuses or ends unfilled is
+placed again, at most ``MAX_ATTEMPTS`` times, then alerted.
 """
 
 from __future__ import annotations
@@ -20,9 +21,19 @@ from posactors.codec import state_to_dict
 from posactors.model import OrderUpdate
 from posactors.rules.protective import parking_stop, wants_protective
 from posactors.runtime.context import RuntimeContext
-from posactors.runtime.messages import CancelExit, JournalStatus, Own, Persist, Resolve, SendExit
+from posactors.runtime.messages import (
+    CancelExit,
+    ExitEvent,
+    JournalStatus,
+    Own,
+    Persist,
+    Resolve,
+    SendExit,
+)
 from posactors.runtime.position import journal_entry
 from posactors.state import PositionState, apply_order_update
+
+MAX_ATTEMPTS = 5
 
 
 @dataclass
@@ -38,6 +49,8 @@ class Parking:
         self.ctx = ctx
         self.owner = owner
         self.waiting: dict[str, _Waiting] = {}  # client order id: its position's wait
+        self.placed: dict[str, PositionState] = {}  # a stop placed here: the state with it
+        self.attempts: dict[str, int] = {}  # position id: stops placed here
 
     def park(self, state: PositionState) -> None:
         """Look up what the state has in flight, or place the stop now if nothing."""
@@ -73,6 +86,11 @@ class Parking:
         """An update of a parked position's order: journal it; once all are known, protect."""
         self.ctx.tell(self.ctx.store, JournalStatus(update))
         coid = update.client_order_id
+        if coid in self.placed and update.status.is_terminal:
+            state, _fill = apply_order_update(self.placed.pop(coid), update)
+            if state.is_open and state.protective is None:  # refused, or ended unfilled
+                self._protect(state)
+            return
         wait = self.waiting.get(coid)
         if wait is None:
             return
@@ -88,7 +106,17 @@ class Parking:
         state, place, stale = parking_stop(state, self.ctx.config.policy_for(state.symbol), now)
         if place is None:
             return
+        pid = state.position_id
+        self.attempts[pid] = self.attempts.get(pid, 0) + 1
+        if self.attempts[pid] > MAX_ATTEMPTS:
+            message = (
+                f"{state.symbol}: parked, and its broker stop was refused {MAX_ATTEMPTS} times"
+            )
+            self.ctx.log.event("parked_position_unprotected", position=pid)
+            self.ctx.emit(ExitEvent("alert", pid, state.symbol, {"message": message}))
+            return
         intent = place.intent
+        self.placed[intent.client_order_id] = state
         self.ctx.log.event(
             "parked_position_stop",
             position=state.position_id,
