@@ -433,3 +433,33 @@ def test_a_parked_position_keeps_its_broker_stop(tmp_path):
         engine.stop()
     assert [p.split("-")[0] for p in parked] == ["S000"]
     assert [r.order_type.value for r, _ in sim.open_orders("S000")] == ["stop"]
+
+
+def test_an_open_intent_of_a_position_closed_before_a_crash_is_resolved_at_start(tmp_path):
+    """The week soak's intent_unresolved: a stop's replacement was journaled as its
+    position closed, just before a crash; no snapshot, so no actor, so nobody ever looked
+    it up. At start the Supervisor looks up every open entry no snapshot accounts for."""
+    sim = account(tmp_path, 1)
+    cfg = config_of({"stop_loss": {"pct": 5}})
+    engine = make_engine(tmp_path, sim, cfg)
+    engine.start()
+    try:
+        run(engine, sim, 3, {1: {"S000": "90"}})
+    finally:
+        engine.stop()
+    with StateStore(tmp_path) as store:
+        [entry] = store.journal().values()
+        ghost = {**entry["intent"], "client_order_id": entry["intent"]["client_order_id"] + "x"}
+        store.write(
+            [("journal", ghost["client_order_id"], {**entry, "intent": ghost, "status": "pending"})]
+        )
+        assert len(store.open_intents()) == 1
+    engine = make_engine(tmp_path, sim, cfg)
+    engine.start()
+    try:
+        run(engine, sim, 3)
+    finally:
+        engine.stop()
+    with StateStore(tmp_path, readonly=True) as store:
+        assert store.open_intents() == []
+        assert store.intent(ghost["client_order_id"])["status"] == "rejected"  # never sent

@@ -23,6 +23,7 @@ from typing import Any
 
 import pykka
 
+from posactors.codec import intent_from_dict
 from posactors.model import Broker, Position
 from posactors.rules.tiers import tier_bars_needed
 from posactors.runtime.context import RuntimeContext
@@ -103,6 +104,25 @@ class Supervisor(TrackedActor):
             raise
         for state in snapshots.values():
             self._spawn(state, restored=True)
+        self._resolve_orphan_intents(set(snapshots))
+
+    def _resolve_orphan_intents(self, positions: set[str]) -> None:
+        """Open journal entries of positions with no snapshot (closed just before a crash):
+        no actor will hear of them, so look each up; its answer ends the entry."""
+        if self.ctx.config.dry_run:
+            return
+        for entry in self.store.open_intents():
+            if entry.get("position_id") in positions:
+                continue
+            try:
+                intent = intent_from_dict(entry["intent"])
+            except (KeyError, TypeError, ValueError) as exc:
+                self.ctx.log.event("journal_entry_unreadable", error=repr(exc))
+                continue
+            coid = intent.client_order_id
+            self.ctx.log.event("orphan_intent_resolving", order=coid)
+            self.ctx.tell(self.ctx.broker, Own((coid,), self.actor_ref))
+            self.ctx.tell(self.ctx.broker, Resolve(intent, self.actor_ref, resend=False))
 
     def on_stop(self) -> None:
         for ref in list(self.actors.values()):
