@@ -205,8 +205,10 @@ class BrokerActor(TrackedActor):
         return True
 
     def _send_queued(self, client_order_id: str) -> bool:
+        """A send or replace for it still waits here (it will answer for itself)."""
         return any(
-            e[2].kind == "send" and e[2].client_order_id == client_order_id for e in self._queue
+            e[2].kind in ("send", "replace") and e[2].client_order_id == client_order_id
+            for e in self._queue
         )
 
     def _push(self, priority: int, job: _Job) -> None:
@@ -329,7 +331,7 @@ class BrokerActor(TrackedActor):
                 self._push(CANCEL_PRIORITY, _Job("cancel", job.client_order_id))
         elif job.client_order_id in self._cancelled:  # never at the broker: it never goes
             self._route(self._cancelled_update(job.client_order_id))
-        elif self._send_queued(job.client_order_id):  # not sent yet: its send will answer
+        elif self._send_queued(job.client_order_id):  # not sent yet: its job will answer
             return
         elif job.intent is not None and not job.resend:
             self._route(self._rejected(job.intent, "not found at the broker: it did not happen"))
