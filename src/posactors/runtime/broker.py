@@ -344,6 +344,9 @@ class BrokerActor(TrackedActor):
         """PATCH the live order; an unanswered replace is looked up, never repeated blindly."""
         intent = job.intent
         assert intent is not None and job.old is not None
+        if intent.client_order_id in self._cancelled:  # cancelled before it went: it never goes
+            self._route(self._cancelled_update(intent.client_order_id))
+            return
         self.ctx.metrics.inc("orders_replaced")
         self._submitted[intent.client_order_id] = self.ctx.clock.now()
         try:
@@ -393,6 +396,10 @@ class BrokerActor(TrackedActor):
             return
         if found is not None:
             self._route(found)
+        elif not self._send_queued(job.client_order_id):
+            # not at the broker, and nothing here will send it (no send follows a cancel):
+            # it is cancelled, and its owner must hear so rather than wait for an update
+            self._route(self._cancelled_update(job.client_order_id))
 
     @property
     def in_outage(self) -> bool:
