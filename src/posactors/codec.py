@@ -240,22 +240,18 @@ def _int(raw: Any) -> int:
     raise _Refused
 
 
-def _str(raw: Any) -> str:
-    if isinstance(raw, str):
-        return raw
-    raise _Refused
+def _exactly(kind: type) -> Decoder:
+    """A decoder that takes a JSON value of ``kind`` as it is, and refuses anything else."""
+
+    def decode(raw: Any) -> Any:
+        if isinstance(raw, kind):
+            return raw
+        raise _Refused
+
+    return decode
 
 
-def _list(raw: Any) -> list:
-    if isinstance(raw, list):
-        return raw
-    raise _Refused
-
-
-def _dict(raw: Any) -> dict:
-    if isinstance(raw, dict):
-        return raw
-    raise _Refused
+_str, _list, _dict = _exactly(str), _exactly(list), _exactly(dict)
 
 
 def _datetime(raw: Any) -> datetime:

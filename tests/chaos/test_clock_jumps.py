@@ -37,6 +37,7 @@ def test_a_wall_clock_stepped_forward_or_back_moves_no_time():
 def test_a_real_clock_reads_steady_time_by_default():
     clock = RealClock()
     try:
+        assert isinstance(clock._now, SteadyNow)  # not datetime.now: the wall is read once
         first = clock.now()
         assert clock.now() >= first and first.tzinfo is not None
     finally:

@@ -6,6 +6,8 @@ import time
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
+
 from conftest import make_state, ny
 from posactors.adapters.sim import SimExchange, SimFaults
 from posactors.calendar import xnys
@@ -47,6 +49,13 @@ class NoStream:
 
     def subscribe(self, callback) -> None:
         pass
+
+
+class Pushing(NoStream):
+    """The exchange with its updates pushed; subclasses fault one call of it."""
+
+    def subscribe(self, callback) -> None:
+        self.sim.subscribe(callback)
 
 
 def test_a_closed_position_leaves_no_snapshot_behind(tmp_path):
@@ -180,25 +189,6 @@ def test_a_cancel_lost_in_a_crash_is_sent_after_the_restart(tmp_path):
     assert sim.list_positions() == []  # -10%: stopped out
 
 
-def test_an_order_refused_after_the_position_closed_is_journaled(tmp_path):
-    """The broker-held stop fills while its update is not pushed; the price then jumps and
-    the engine raises the stop: the replace is refused (the old stop is filled), the refusal
-    restores the old stop, whose raise is decided again (a new intent, journaled
-    ``pending``) just before the lookup reports the fill and the position closes. That
-    second replace is refused too, but its update reaches no actor: its journal entry stays
-    ``pending`` forever (open_intents() is never empty again)."""
-    sim = account(tmp_path, 1)
-    engine = make_engine(tmp_path, NoStream(sim), protective_config(staircase=STAIRS))
-    engine.start()
-    try:
-        run(engine, sim, 4, {2: {"S000": "91"}, 3: {"S000": "120"}})
-    finally:
-        engine.stop()
-    assert sim.list_positions() == []
-    with StateStore(tmp_path, readonly=True) as store:
-        assert store.open_intents() == []
-
-
 def test_a_tier_filled_during_its_resubmit_cancel_is_not_sent_again(tmp_path):
     """The tier's limit order fills at the broker; before the engine hears of it, the
     resubmit timer asks to cancel it and leaves the tier ``deferred`` with the remainder.
@@ -273,13 +263,10 @@ def test_a_broker_stop_filled_unseen_is_recorded_as_the_exit(tmp_path):
         assert store.open_intents() == []
 
 
-class Unanswered(NoStream):
+class Unanswered(Pushing):
     """The exchange, whose submits get no answer (a 503) while ``down``."""
 
     down = True
-
-    def subscribe(self, callback) -> None:
-        self.sim.subscribe(callback)
 
     def submit_order(self, request):
         if self.down:
@@ -321,15 +308,21 @@ class SlowToStop(PositionActor):
         return super()._handle_receive(message)
 
 
-def test_an_order_refused_while_its_actor_retires_is_journaled(tmp_path):
-    """As test_an_order_refused_after_the_position_closed_is_journaled (which fails about
-    one run in twenty), with the race made certain: the Supervisor's ``ref.stop(block=
-    False)`` is queued but not yet acted on when the BrokerActor routes the refusal, so
-    ``tell`` succeeds (BrokerActor._route counts it delivered) and the actor's teardown
-    then drops it: no JournalStatus, the entry stays ``pending`` forever."""
+@pytest.mark.parametrize("actor_class", [PositionActor, SlowToStop], ids=["actor", "slow-stop"])
+def test_an_order_refused_after_the_position_closed_is_journaled(tmp_path, actor_class):
+    """The broker-held stop fills while its update is not pushed; the price then jumps and
+    the engine raises the stop: the replace is refused (the old stop is filled), the refusal
+    restores the old stop, whose raise is decided again (a new intent, journaled
+    ``pending``) just before the lookup reports the fill and the position closes. That
+    second replace is refused too, but its update reaches no actor: its journal entry stays
+    ``pending`` forever (open_intents() is never empty again).
+
+    With SlowToStop the race that made this fail about one run in twenty is made certain:
+    the actor's stop is queued but not yet acted on when the BrokerActor routes the
+    refusal, so ``tell`` succeeds and the actor's teardown then dropped it (no
+    JournalStatus). The BrokerActor now disowns a retiring actor before stopping it."""
     sim = account(tmp_path, 1)
-    cfg = protective_config(staircase=STAIRS)
-    engine = make_engine(tmp_path, NoStream(sim), cfg, SlowToStop)
+    engine = make_engine(tmp_path, NoStream(sim), protective_config(staircase=STAIRS), actor_class)
     engine.start()
     try:
         run(engine, sim, 4, {2: {"S000": "91"}, 3: {"S000": "120"}})

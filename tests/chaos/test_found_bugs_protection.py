@@ -6,7 +6,7 @@ position, so it stays protected while posactors cannot look after it.
 
 from __future__ import annotations
 
-from chaos.test_found_bugs import TIER, NoStream, config_of
+from chaos.test_found_bugs import TIER, Pushing, config_of
 from posactors.model import OrderRejected
 from posactors.runtime.messages import OrderEvent
 from posactors.runtime.position import PositionActor
@@ -16,13 +16,10 @@ from test_runtime import account, make_engine, run
 BROKER_STOP = {"pct": 8, "on_broker": True, "time_in_force": "gtc"}
 
 
-class Refusing(NoStream):
+class Refusing(Pushing):
     """The exchange refuses every new order while ``refusing`` (then takes them again)."""
 
     refusing = True
-
-    def subscribe(self, callback) -> None:
-        self.sim.subscribe(callback)
 
     def submit_order(self, request):
         if self.refusing:
@@ -146,11 +143,8 @@ def test_a_position_parked_on_its_tiers_cancel_gets_a_stop_back(tmp_path):
     assert stop.order_type.value == "stop" and stop.qty == 100
 
 
-class RefusesTheFirstStop(NoStream):
+class RefusesTheFirstStop(Pushing):
     """The exchange refuses each position's first stop (``-ps-1``), takes the rest."""
-
-    def subscribe(self, callback) -> None:
-        self.sim.subscribe(callback)
 
     def submit_order(self, request):
         if request.client_order_id.endswith("-ps-1"):
