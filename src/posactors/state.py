@@ -41,6 +41,11 @@ class PendingExit:
     status: OrderStatus | None = None
     cancel_requested: bool = False
     working_since: datetime | None = None
+    cancel_asked_at: datetime | None = None  # when its cancel was last asked for
+
+    def ask_cancel(self, now: datetime) -> PendingExit:
+        """This order is to be cancelled: asked for now (and again if no answer comes)."""
+        return replace(self, cancel_requested=True, cancel_asked_at=now)
 
     @property
     def remaining(self) -> Decimal:

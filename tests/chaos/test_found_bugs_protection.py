@@ -6,12 +6,14 @@ position, so it stays protected while posactors cannot look after it.
 
 from __future__ import annotations
 
-from chaos.test_found_bugs import TIER, Pushing, config_of
-from posactors.model import OrderRejected
+from chaos.test_found_bugs import TIER, NoStream, Pushing, config_of
+from posactors.model import OrderRejected, UnknownOutcome
+from posactors.rules.deadlines import CANCEL_RECHECK_S
 from posactors.runtime.messages import OrderEvent
 from posactors.runtime.position import PositionActor
 from posactors.store import StateStore
-from test_runtime import account, make_engine, run
+from test_runtime import account, filled_orders, make_engine, run
+from test_runtime_protective import STAIRS
 
 BROKER_STOP = {"pct": 8, "on_broker": True, "time_in_force": "gtc"}
 
@@ -201,3 +203,86 @@ def test_a_parked_positions_refused_stop_is_placed_again(tmp_path):
         engine.stop()
     [(stop, _update)] = sim.open_orders()
     assert stop.client_order_id.endswith("-ps-3") and stop.qty == 100
+
+
+class ErrsAfterTheFirstReplace(Pushing):
+    """The first replace happens at the exchange, then answers a 5xx."""
+
+    erred = False
+
+    def replace_order(self, client_order_id, new_client_order_id, **changes):
+        update = self.sim.replace_order(client_order_id, new_client_order_id, **changes)
+        if not self.erred:
+            self.erred = True
+            raise UnknownOutcome(f"simulated 5xx after replacing {client_order_id}")
+        return update
+
+
+DIED: list[str] = []
+
+
+class DiesOnItsNewStop(PositionActor):
+    """Raises once, on the first update of its replacement stop (``-ps-2``)."""
+
+    def handle(self, message):
+        coid = message.update.client_order_id if isinstance(message, OrderEvent) else ""
+        if coid.endswith("-ps-2") and not DIED:
+            DIED.append(coid)
+            raise RuntimeError("once")
+        return super().handle(message)
+
+
+def test_a_retried_lookup_never_hands_the_order_back_to_a_dead_actor(tmp_path):
+    """The week soak's Z07888. A stop replace answers a 5xx after it happened; the lookup
+    retry is a timer that captured the owner then. The actor fails and is restarted before
+    it fires (the Supervisor re-owns the stop to the new actor), and the retry's Resolve
+    made the dead actor the owner again. Every later update of that stop went nowhere:
+    the take-profit cancelled the stop and waited for a CANCELED that never came, with
+    neither stop nor exit at the broker."""
+    DIED.clear()
+    cfg = config_of({"stop_loss": BROKER_STOP, "staircase": STAIRS, "take_profit": {"pct": 20}})
+    sim = account(tmp_path, 1)
+    engine = make_engine(tmp_path, ErrsAfterTheFirstReplace(sim), cfg, DiesOnItsNewStop)
+    engine.start()
+    try:
+        run(engine, sim, 30, {2: {"S000": "109"}, 10: {"S000": "121"}})
+    finally:
+        engine.stop()
+    assert len(DIED) == 1
+    assert sim.list_positions() == [] and sim.open_orders() == []
+    [fill] = filled_orders(sim)
+    assert fill["type"] == "market" and fill["filled_qty"] == "100"
+
+
+class SlowToCancel(NoStream):
+    """Takes each order's first cancel without acting on it (Alpaca's ``pending_cancel``)
+    and pushes no update at all: only asking again brings the answer."""
+
+    def __init__(self, sim) -> None:
+        super().__init__(sim)
+        self.asked: list[str] = []
+
+    def cancel_order(self, client_order_id):
+        self.asked.append(client_order_id)
+        if self.asked.count(client_order_id) > 1:
+            self.sim.cancel_order(client_order_id)
+
+
+def test_a_cancel_whose_answer_never_comes_is_asked_again(tmp_path):
+    """The take-profit cancels the broker stop first and waits for its answer. The
+    exchange still shows the stop working when the BrokerActor looks, and its final
+    update is lost: the position waited with its exit unsent until a restart. The actor
+    now asks again ``CANCEL_RECHECK_S`` after an unanswered cancel."""
+    cfg = config_of({"stop_loss": BROKER_STOP, "take_profit": {"pct": 20}})
+    sim = account(tmp_path, 1)
+    broker = SlowToCancel(sim)
+    engine = make_engine(tmp_path, broker, cfg)
+    engine.start()
+    try:
+        run(engine, sim, int(CANCEL_RECHECK_S) + 10, {2: {"S000": "121"}})
+    finally:
+        engine.stop()
+    assert len(broker.asked) == 2 and broker.asked[0] == broker.asked[1]
+    assert sim.list_positions() == [] and sim.open_orders() == []
+    [fill] = filled_orders(sim)
+    assert fill["type"] == "market" and fill["filled_qty"] == "100"

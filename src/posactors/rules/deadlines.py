@@ -7,7 +7,17 @@ from datetime import datetime, time, timedelta
 from posactors.calendar import ExchangeCalendar
 from posactors.model import OrderType
 from posactors.policy import ExitPolicy
-from posactors.state import PositionState
+from posactors.state import ORDER_FIELDS, PendingExit, PositionState
+
+CANCEL_RECHECK_S = 60.0  # a cancel with no answer after this long is asked again
+
+
+def cancel_recheck_due(record: PendingExit, now: datetime) -> bool:
+    """Its cancel was asked for and no answer came within ``CANCEL_RECHECK_S``."""
+    if not record.cancel_requested:
+        return False
+    asked = record.cancel_asked_at
+    return asked is None or (now - asked).total_seconds() >= CANCEL_RECHECK_S
 
 
 def next_deadline(
@@ -16,7 +26,8 @@ def next_deadline(
     """The earliest future time at which :func:`~posactors.rules.on_clock` may act.
 
     Time limits (max_hold), the open for an exit waiting on the market, the end
-    of a breaker's cooldown, a working order's resubmission, and for each tier
+    of a breaker's cooldown, a working order's resubmission, a cancel to ask
+    again (no answer in ``CANCEL_RECHECK_S``), and for each tier
     not yet done its window opening, its first eligible trading day and the end
     of its cooldown: the things that change with time alone, while the price
     may not move. Quotes drive everything else.
@@ -41,6 +52,10 @@ def next_deadline(
     if stuck_possible and not pending.cancel_requested and pending.working_since is not None:
         wait = timedelta(seconds=float(policy.partial_fills.resubmit_after_s))
         due.append(pending.working_since + wait)
+    for name in ORDER_FIELDS:  # a cancel's answer lost on the way: ask again
+        record = getattr(state, name)
+        if record is not None and record.cancel_requested and record.cancel_asked_at is not None:
+            due.append(record.cancel_asked_at + timedelta(seconds=CANCEL_RECHECK_S))
     due.extend(_tier_deadlines(state, policy, now, calendar))
     return min((t for t in due if t > now), default=None)
 

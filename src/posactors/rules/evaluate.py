@@ -27,14 +27,17 @@ from posactors.model import (
     client_order_id,
 )
 from posactors.policy import EngineSettings, ExitPolicy, OrderSettings
+from posactors.rules.deadlines import cancel_recheck_due
 from posactors.rules.levels import better, gain_reached, raise_stop, stop_hit
 from posactors.rules.prices import limit_price
 from posactors.rules.protective import holds_the_stop
 from posactors.rules.quotes import quote_problem, trigger_price
 from posactors.rules.tiers import ready_tier_qty
 from posactors.state import (
+    ORDER_FIELDS,
     Fill,
     PendingApproval,
+    PendingExit,
     PositionState,
     apply_order_update,
     evolve,
@@ -131,11 +134,39 @@ def on_quote(
 def on_clock(
     state: PositionState, policy: ExitPolicy, now: datetime, calendar: ExchangeCalendar
 ) -> Evaluation:
-    """Evaluate without a new quote: time limits, deferred exits at the open, resubmits."""
+    """Evaluate without a new quote: time limits, deferred exits at the open, resubmits,
+    and cancels asked for long ago with no answer yet (asked again)."""
+    state, again = ask_unanswered_cancels_again(state, now)
     evaluation = _resubmit_if_stale(state, policy, now)
-    if evaluation is not None:
+    if evaluation is None:
+        evaluation = decide(state, policy, state.last_price, now, calendar)
+    if not again:
         return evaluation
-    return decide(state, policy, state.last_price, now, calendar)
+    return Evaluation(evaluation.state, (*again, *evaluation.actions))
+
+
+def ask_unanswered_cancels_again(
+    state: PositionState, now: datetime
+) -> tuple[PositionState, tuple[Cancel, ...]]:
+    """Ask again for every cancel unanswered ``CANCEL_RECHECK_S`` after it was asked.
+
+    What follows a cancel waits for its answer (the broker holds the shares
+    until then); an answer lost on the way would leave the position with
+    neither its order nor the exit. Cancelling an order already over is
+    harmless, and its lookup brings the answer.
+    """
+    again: list[Cancel] = []
+    changes = {}
+    for name in ORDER_FIELDS:
+        record: PendingExit | None = getattr(state, name)
+        if record is None or not cancel_recheck_due(record, now):
+            continue
+        changes[name] = record.ask_cancel(now)
+        then = state.deferred or record.intent.reason
+        again.append(Cancel(record.intent.client_order_id, then))
+    if not changes:
+        return state, ()
+    return evolve(state, **changes), tuple(again)
 
 
 def triggered(
@@ -226,7 +257,7 @@ def _act(
     pending = state.pending
     if pending is not None:
         if reason.is_full and not pending.intent.reason.is_full and not pending.cancel_requested:
-            state = evolve(state, pending=replace(pending, cancel_requested=True))
+            state = evolve(state, pending=pending.ask_cancel(now))
             state = evolve(state, deferred=reason, deferred_qty=None)
             actions.append(Cancel(pending.intent.client_order_id, reason))
         return Evaluation(state, tuple(actions))
@@ -239,7 +270,7 @@ def _act(
     protective = state.protective
     if protective is not None:  # the broker holds the shares: cancel its stop first
         if not protective.cancel_requested:
-            state = evolve(state, protective=replace(protective, cancel_requested=True))
+            state = evolve(state, protective=protective.ask_cancel(now))
             actions.append(Cancel(protective.intent.client_order_id, reason))
         return Evaluation(_wait_for_cancel(state, reason, qty), tuple(actions))
     force_market = escalates_to_market(state, policy, reason)
@@ -354,7 +385,7 @@ def _resubmit_if_stale(
     remainder = None if reason.is_full else pending.remaining
     state = evolve(
         state,
-        pending=replace(pending, cancel_requested=True),
+        pending=pending.ask_cancel(now),
         deferred=reason,
         deferred_qty=remainder,
     )

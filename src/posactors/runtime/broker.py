@@ -113,6 +113,13 @@ class _Job:
     old: str | None = None  # replace: the order being replaced
 
 
+@dataclass(frozen=True, slots=True)
+class _Retry:
+    """A job whose call had no answer, due again (see ``BrokerActor._retry_later``)."""
+
+    job: _Job
+
+
 class BrokerActor(TrackedActor):
     """See the module docstring; with ``auto_drain=False`` it sends only on :class:`Drain`."""
 
@@ -149,7 +156,7 @@ class BrokerActor(TrackedActor):
             self._push(intent.reason.priority, job)
         elif isinstance(message, CancelExit):
             coid = message.client_order_id
-            self.owners.setdefault(coid, message.owner)
+            self._claim(coid, message.owner)
             self._cancelled[coid] = self.ctx.clock.now()
             if coid in self._submitted or not self._unqueue(coid):
                 self._push(CANCEL_PRIORITY, _Job("cancel", coid))
@@ -167,9 +174,14 @@ class BrokerActor(TrackedActor):
         elif isinstance(message, ReplaceExit):
             intent = message.intent
             self.owners[intent.client_order_id] = message.owner
-            self.owners.setdefault(message.old_client_order_id, message.owner)
+            self._claim(message.old_client_order_id, message.owner)
             job = _Job("replace", intent.client_order_id, intent, old=message.old_client_order_id)
             self._push(intent.reason.priority, job)
+        elif isinstance(message, _Retry):
+            job = message.job
+            if job.kind == "cancel":
+                self._cancelled[job.client_order_id] = self.ctx.clock.now()
+            self._push(CANCEL_PRIORITY, job)
         elif isinstance(message, TradeUpdate):
             self._route(message.update)
             return None
@@ -188,6 +200,13 @@ class BrokerActor(TrackedActor):
         if self.auto_drain:
             self._drain()
         return None
+
+    def _claim(self, client_order_id: str, ref: pykka.ActorRef | None) -> None:
+        """``ref`` owns the order unless a live actor already does (a dead owner hears
+        nothing: its answers would be lost while its successor waits for them)."""
+        owner = self.owners.get(client_order_id)
+        if ref is not None and (owner is None or not owner.is_alive()):
+            self.owners[client_order_id] = ref
 
     def _unqueue(self, client_order_id: str) -> bool:
         """A cancel for an order still waiting here: it is never sent, and is cancelled."""
@@ -373,13 +392,21 @@ class BrokerActor(TrackedActor):
         self._route(update)
         self._lookup_and_route(job.old)
 
-    def _lookup_and_route(self, client_order_id: str) -> None:
+    def _lookup_and_route(self, client_order_id: str, attempt: int = 1) -> None:
+        """Route the order's state as the broker has it; a lookup with no answer is retried
+        (its pushed update may be lost too, and its owner would wait for it forever)."""
         try:
             found = self.broker.get_order_by_client_id(client_order_id)
-        except (BrokerError, OSError, TimeoutError):
+        except (BrokerError, OSError, TimeoutError) as exc:
+            self.ctx.log.event("lookup_failed", order=client_order_id, error=repr(exc))
+            self._retry_later(_Job("resolve", client_order_id, None, None, attempt + 1, False))
             return
         if found is not None:
             self._route(found)
+        elif client_order_id in self._cancelled and not self._send_queued(client_order_id):
+            # not at the broker, and nothing here will send it (no send follows a cancel):
+            # it is cancelled, and its owner must hear so rather than wait for an update
+            self._route(self._cancelled_update(client_order_id))
 
     def _cancel(self, job: _Job) -> None:
         try:
@@ -390,16 +417,8 @@ class BrokerActor(TrackedActor):
             self._retry_later(_Job("cancel", job.client_order_id, None, None, job.attempt + 1))
             return
         self._ok()
-        try:  # the cancel's outcome arrives as an update; look it up too, in case none is pushed
-            found = self.broker.get_order_by_client_id(job.client_order_id)
-        except (BrokerError, OSError, TimeoutError):
-            return
-        if found is not None:
-            self._route(found)
-        elif not self._send_queued(job.client_order_id):
-            # not at the broker, and nothing here will send it (no send follows a cancel):
-            # it is cancelled, and its owner must hear so rather than wait for an update
-            self._route(self._cancelled_update(job.client_order_id))
+        # the cancel's outcome arrives as an update; look it up too, in case none is pushed
+        self._lookup_and_route(job.client_order_id)
 
     @property
     def in_outage(self) -> bool:
@@ -420,17 +439,16 @@ class BrokerActor(TrackedActor):
         )
 
     def _retry_later(self, job: _Job) -> None:
+        """Run ``job`` again after a capped exponential backoff (a timer, never a sleep).
+
+        The retry carries no owner: the order's owner is read when its answer is
+        routed, so an actor restarted meanwhile (re-owned by the Supervisor) gets it.
+        """
         self.ctx.metrics.inc("retries")
         delay = min(2.0 ** (job.attempt - 2), MAX_BACKOFF_S)
-        ref, tracker, owner = self.actor_ref, self.ctx.tracker, self.owners.get(job.client_order_id)
+        ref, tracker = self.actor_ref, self.ctx.tracker
         due = self.ctx.clock.now() + timedelta(seconds=delay)
-        if job.kind == "cancel":
-            self.ctx.clock.call_at(
-                due, lambda: tracker.tell(ref, CancelExit(job.client_order_id, owner))
-            )
-        elif job.intent is not None:
-            message = Resolve(job.intent, owner, job.attempt, job.resend)
-            self.ctx.clock.call_at(due, lambda: tracker.tell(ref, message))
+        self.ctx.clock.call_at(due, lambda: tracker.tell(ref, _Retry(job)))
 
     def _ok(self) -> None:
         if self.consecutive_failures:
