@@ -40,7 +40,9 @@ def test_a_cancel_unanswered_is_asked_again_after_the_recheck_and_not_before(cal
     early = on_clock(state, POLICY, T + RECHECK - timedelta(seconds=1), cal)
     assert early.actions == () and early.state == state
     later = on_clock(state, POLICY, T + RECHECK, cal)
-    assert later.actions == (Cancel(state.protective.intent.client_order_id, state.deferred),)
+    assert later.actions == (
+        Cancel(state.protective.intent.client_order_id, state.deferred, again=True),
+    )
     assert later.state.protective.cancel_asked_at == T + RECHECK
     assert next_deadline(later.state, POLICY, T + RECHECK, cal) == T + 2 * RECHECK
 

@@ -286,3 +286,38 @@ def test_a_cancel_whose_answer_never_comes_is_asked_again(tmp_path):
     assert sim.list_positions() == [] and sim.open_orders() == []
     [fill] = filled_orders(sim)
     assert fill["type"] == "market" and fill["filled_qty"] == "100"
+
+
+class CountsCancels(Pushing):
+    """Counts the cancel requests each order gets."""
+
+    def __init__(self, sim) -> None:
+        super().__init__(sim)
+        self.asked: list[str] = []
+
+    def cancel_order(self, client_order_id):
+        self.asked.append(client_order_id)
+        self.sim.cancel_order(client_order_id)
+
+
+def test_a_cancel_asked_again_while_the_first_still_waits_is_not_sent_twice(tmp_path):
+    """The rate limit holds six cancels in the queue for up to 90 s: each actor asks
+    again after 60 s. The week soak after a restart: the second asks doubled the queue
+    and kept the exits behind it unsent for 16 minutes. A cancel already queued is
+    not queued again."""
+    cfg = config_of(
+        {"stop_loss": BROKER_STOP, "take_profit": {"pct": 20}},
+        broker={"rate_limit_per_min": 4},  # a request every 15 s
+    )
+    sim = account(tmp_path, 6)
+    broker = CountsCancels(sim)
+    engine = make_engine(tmp_path, broker, cfg)
+    engine.start()
+    try:
+        run(engine, sim, 100)  # the six stops are placed
+        assert len(sim.open_orders()) == 6
+        run(engine, sim, 300, {1: {f"S00{i}": "121" for i in range(6)}})
+    finally:
+        engine.stop()
+    assert sorted(broker.asked) == sorted(set(broker.asked)) and len(broker.asked) == 6
+    assert sim.list_positions() == [] and sim.open_orders() == []

@@ -60,10 +60,14 @@ class Submit:
 
 @dataclass(frozen=True, slots=True)
 class Cancel:
-    """Cancel the order in flight; ``then`` is sent once the cancel is confirmed."""
+    """Cancel the order in flight; ``then`` is sent once the cancel is confirmed.
+
+    ``again``: asked before, with no answer yet (see ask_unanswered_cancels_again).
+    """
 
     client_order_id: str
     then: ExitReason
+    again: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +167,7 @@ def ask_unanswered_cancels_again(
             continue
         changes[name] = record.ask_cancel(now)
         then = state.deferred or record.intent.reason
-        again.append(Cancel(record.intent.client_order_id, then))
+        again.append(Cancel(record.intent.client_order_id, then, again=True))
     if not changes:
         return state, ()
     return evolve(state, **changes), tuple(again)

@@ -130,6 +130,7 @@ class BrokerActor(TrackedActor):
         self.auto_drain = auto_drain
         self.owners: dict[str, pykka.ActorRef] = {}
         self._queue: list[tuple[int, int, _Job]] = []
+        self._cancels_queued: set[str] = set()  # one queued cancel per order is enough
         self._seq = itertools.count()
         self._bucket = TokenBucket(ctx.config.broker.rate_limit_per_min, ctx.clock.now())
         self._drain_timer = None
@@ -231,6 +232,10 @@ class BrokerActor(TrackedActor):
         )
 
     def _push(self, priority: int, job: _Job) -> None:
+        if job.kind == "cancel":
+            if job.client_order_id in self._cancels_queued:
+                return  # asked again while the first still waits: no second request
+            self._cancels_queued.add(job.client_order_id)
         heapq.heappush(self._queue, (priority, next(self._seq), job))
         if self.ctx.clock.now() - self._forgotten_at > FORGET_AFTER:
             self._forget_old()
@@ -270,6 +275,8 @@ class BrokerActor(TrackedActor):
                 self._schedule_drain(self._bucket.next_token_at(now))
                 return
             _, _, job = heapq.heappop(self._queue)
+            if job.kind == "cancel":
+                self._cancels_queued.discard(job.client_order_id)
             try:
                 self._run(job)
             except Exception as exc:  # a bug here must not stop every exit

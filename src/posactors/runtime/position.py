@@ -255,7 +255,7 @@ class PositionActor(TrackedActor):
             elif isinstance(action, Cancel):
                 then.append((self.ctx.broker, CancelExit(action.client_order_id, self.actor_ref)))
                 self.ctx.log.event(
-                    "exit_preempted",
+                    "cancel_asked_again" if action.again else "exit_preempted",
                     position=pid,
                     order=action.client_order_id,
                     then=str(action.then),
