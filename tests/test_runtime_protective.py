@@ -107,3 +107,53 @@ def test_restart_keeps_the_same_stop_and_protects_a_position_opened_meanwhile(tm
     assert [s for s in after if s[0] != "NEW"] == before  # resolved by lookup, not placed twice
     assert ("NEW", D("46.00"), D(10)) in after  # the unprotected position got its stop at once
     assert before[0] == ("S000", D("102.00"), D(100))
+
+
+class CountsLookups:
+    """The exchange, counting its order lookups."""
+
+    def __init__(self, sim: SimExchange) -> None:
+        self.sim = sim
+        self.lookups: list[str] = []
+
+    def __getattr__(self, name):
+        return getattr(self.sim, name)
+
+    def get_order_by_client_id(self, client_order_id):
+        self.lookups.append(client_order_id)
+        return self.sim.get_order_by_client_id(client_order_id)
+
+
+def test_a_restart_resolves_its_live_stops_with_one_listing(tmp_path):
+    """40 positions, each with a live broker stop, and one whose stop filled while the
+    engine was down: one listing of open orders answers for the 40 live stops, and only
+    the filled one is looked up by itself. The rate limit (4 a minute) would have made
+    41 lookups take ten minutes, with every exit queued behind them."""
+    cfg, _ = parse_config(
+        {
+            "exits": {"stop_loss": {"pct": 8, "on_broker": True, "time_in_force": "gtc"}},
+            "market_data": {"poll_interval_s": 1},
+            "broker": {"rate_limit_per_min": 600},
+        }
+    )
+    sim = account(tmp_path, 41)
+    engine = make_engine(tmp_path, sim, cfg)
+    engine.start()
+    run(engine, sim, 5)
+    engine.stop()
+    assert len(stops(sim)) == 41
+    sim.set_price("S040", D("91"))  # its stop fills while nobody watches
+    sim.advance(sim.now)
+    four_a_minute = cfg.broker.model_copy(update={"rate_limit_per_min": 4})
+    slow = cfg.model_copy(update={"broker": four_a_minute})
+    broker = CountsLookups(sim)
+    engine = make_engine(tmp_path, broker, slow)
+    engine.start()
+    try:
+        run(engine, sim, 20)  # the listing takes the first token, the lookup the next
+        states = engine.positions()
+    finally:
+        engine.stop()
+    assert [c.split("-ps-")[1] for c in broker.lookups] == ["1"]
+    assert len(states) == 40 and all(s.protective.status is not None for s in states.values())
+    assert "S040" not in {s.symbol for s in states.values()}

@@ -59,6 +59,7 @@ from posactors.runtime.messages import (
     Own,
     ReplaceExit,
     Resolve,
+    ResolveAll,
     Retire,
     SendExit,
     TradeUpdate,
@@ -69,6 +70,7 @@ MAX_BACKOFF_S = 60.0
 OUTAGE_PROBE_S = 5.0
 CANCEL_PRIORITY = -1
 FORGET_AFTER = timedelta(days=1)  # how long sent and cancelled ids are remembered
+OPEN_ORDERS_PAGE = 500  # Alpaca lists at most this many orders per request
 
 
 class TokenBucket:
@@ -96,6 +98,10 @@ class TokenBucket:
             return True
         return False
 
+    def charge(self, requests: int) -> None:
+        """Count ``requests`` made beyond the one a job took (a paged listing)."""
+        self.tokens -= requests
+
     def next_token_at(self, now: datetime) -> datetime:
         if self.paused_until is not None and now < self.paused_until:
             return self.paused_until
@@ -104,13 +110,14 @@ class TokenBucket:
 
 @dataclass(frozen=True, slots=True)
 class _Job:
-    kind: str  # "send" | "cancel" | "resolve" | "replace"
+    kind: str  # "send" | "cancel" | "resolve" | "replace" | "resolve_all"
     client_order_id: str
     intent: ExitIntent | None = None
     received: float | None = None
     attempt: int = 1
     resend: bool = True  # resolve: send it if the broker does not have it
     old: str | None = None  # replace: the order being replaced
+    batch: tuple[Resolve, ...] = ()  # resolve_all: a start's orders
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +179,10 @@ class BrokerActor(TrackedActor):
                 message.resend,
             )
             self._push(CANCEL_PRIORITY, job)
+        elif isinstance(message, ResolveAll):
+            for resolve in message.resolves:
+                self.owners[resolve.intent.client_order_id] = resolve.owner
+            self._push(CANCEL_PRIORITY, _Job("resolve_all", "", batch=message.resolves))
         elif isinstance(message, ReplaceExit):
             intent = message.intent
             self.owners[intent.client_order_id] = message.owner
@@ -296,6 +307,8 @@ class BrokerActor(TrackedActor):
             self._resolve(job)
         elif job.kind == "replace":
             self._replace(job)
+        elif job.kind == "resolve_all":
+            self._resolve_all(job)
         else:
             self._send(job)
 
@@ -365,6 +378,30 @@ class BrokerActor(TrackedActor):
             self.ctx.log.event("order_not_found_resending", order=job.client_order_id)
             self._submitted.pop(job.client_order_id, None)  # not there: sending is safe
             self._send(_Job("send", job.client_order_id, job.intent, None, job.attempt))
+
+    def _resolve_all(self, job: _Job) -> None:
+        """One list of open orders answers for every order of the batch still live; the
+        others (over, or never sent) are looked up one by one, as a :class:`Resolve`."""
+        live: dict[str, OrderUpdate] = {}
+        try:
+            live = {update.client_order_id: update for _, update in self.broker.open_orders()}
+        except (BrokerError, OSError, TimeoutError) as exc:
+            self.ctx.log.event("open_orders_failed", error=repr(exc))
+        else:
+            self._ok()
+            self._bucket.charge(len(live) // OPEN_ORDERS_PAGE)  # one request per page
+        for resolve in job.batch:
+            coid = resolve.intent.client_order_id
+            found = live.get(coid)
+            if found is None:
+                one = _Job("resolve", coid, resolve.intent, None, resolve.attempt, resolve.resend)
+                self._push(CANCEL_PRIORITY, one)
+                continue
+            self.ctx.metrics.inc("orders_resolved")
+            self._route(found)
+            if coid in self._cancelled:
+                self._push(CANCEL_PRIORITY, _Job("cancel", coid))
+        self.ctx.log.event("orders_resolved_at_start", live=len(live), batch=len(job.batch))
 
     def _replace(self, job: _Job) -> None:
         """PATCH the live order; an unanswered replace is looked up, never repeated blindly."""

@@ -136,6 +136,19 @@ class Resolve:
 
 
 @dataclass(frozen=True, slots=True)
+class ResolveAll:
+    """The orders a start restored, resolved together.
+
+    One list of the broker's open orders answers for every one still live (most
+    of them: the broker-held stops); only the rest are looked up one by one. A
+    large portfolio's restart costs a few requests instead of one per order,
+    and the exits queued behind them wait seconds, not minutes.
+    """
+
+    resolves: tuple[Resolve, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class TradeUpdate:
     """An order update pushed by the broker adapter (stream or poll)."""
 

@@ -40,6 +40,7 @@ from posactors.runtime.messages import (
     PositionClosed,
     Reconcile,
     Resolve,
+    ResolveAll,
     Restore,
     Restored,
     Retire,
@@ -102,8 +103,14 @@ class Supervisor(TrackedActor):
         except Exception as exc:  # pykka calls no on_failure for on_start: say it here
             self.ctx.core_failed("Supervisor", exc)
             raise
+        resolves: list[Resolve] = []
+        cancels: list[CancelExit] = []
         for state in snapshots.values():
-            self._spawn(state, restored=True)
+            self._spawn(state, restored=True, batch=(resolves, cancels))
+        if resolves:
+            self.ctx.tell(self.ctx.broker, ResolveAll(tuple(resolves)))
+        for cancel in cancels:
+            self.ctx.tell(self.ctx.broker, cancel)
         self._resolve_orphan_intents(set(snapshots))
 
     def _resolve_orphan_intents(self, positions: set[str]) -> None:
@@ -275,7 +282,14 @@ class Supervisor(TrackedActor):
                 self.ctx.tell(self.ctx.store, _consume_approval(approval_id))
 
     # --- actors
-    def _spawn(self, state: PositionState, restored: bool = False) -> None:
+    def _spawn(
+        self,
+        state: PositionState,
+        restored: bool = False,
+        batch: tuple[list[Resolve], list[CancelExit]] | None = None,
+    ) -> None:
+        """Start the position's actor. Orders it may have sent before a crash are looked
+        up before anything else goes (into ``batch``, for a start's :class:`ResolveAll`)."""
         pid = state.position_id
         if pid in self.parked:
             return
@@ -285,21 +299,23 @@ class Supervisor(TrackedActor):
         self.actors[pid], self.symbols[state.symbol], self.states[pid] = ref, pid, state
         self.ctx.tell(self.ctx.quotes, Subscribe(state.symbol, ref, slot, tier_bars_needed(policy)))
         self.ctx.metrics.inc("actors_started")
-        if not self.ctx.config.dry_run:
-            # orders it may have sent before a crash: find out before anything else goes;
-            # a replacement that may not have happened is never sent again
-            replacing = state.protective_prev is not None
-            for record, resend in (
-                (state.pending, True),
-                (state.protective, not replacing),
-                (state.protective_prev, False),
-            ):
-                if record is not None:
-                    coid = record.intent.client_order_id
-                    self.ctx.tell(self.ctx.broker, Own((coid,), ref))
-                    self.ctx.tell(self.ctx.broker, Resolve(record.intent, ref, resend=resend))
-                    if record.cancel_requested:  # the cancel may have died with the process
-                        self.ctx.tell(self.ctx.broker, CancelExit(coid, ref))
+        if self.ctx.config.dry_run:
+            return
+        resolves, cancels = batch if batch is not None else ([], [])
+        # a replacement that may not have happened is never sent again
+        replacing = state.protective_prev is not None
+        for record, resend in (
+            (state.pending, True),
+            (state.protective, not replacing),
+            (state.protective_prev, False),
+        ):
+            if record is not None:
+                resolves.append(Resolve(record.intent, ref, resend=resend))
+                if record.cancel_requested:  # the cancel may have died with the process
+                    cancels.append(CancelExit(record.intent.client_order_id, ref))
+        if batch is None:
+            for message in (*resolves, *cancels):
+                self.ctx.tell(self.ctx.broker, message)
 
     def _failed(self, message: ActorFailed) -> None:
         pid = message.position_id
