@@ -226,7 +226,10 @@ def test_partial_remainder_is_resubmitted_then_stop_escalates_to_market(cal):
     ev = on_clock(state, policy, MON + timedelta(seconds=31), cal)
     second = submits(ev)[0]
     assert (second.qty, second.attempt, second.order_type) == (D(60), 2, OrderType.LIMIT)
-    ev = on_clock(ev.state, policy, MON + timedelta(seconds=62), cal)
+    assert not on_clock(ev.state, policy, MON + timedelta(hours=1), cal).actions  # not sent yet
+    state, _ = fill(ev.state, second, 0, "92", MON + timedelta(seconds=32), OrderStatus.NEW)
+    assert not on_clock(state, policy, MON + timedelta(seconds=61), cal).actions
+    ev = on_clock(state, policy, MON + timedelta(seconds=62), cal)
     assert [type(a) for a in ev.actions] == [Cancel]  # limit with nothing filled, past its time
     state, _ = fill(ev.state, second, 0, "92", MON + timedelta(seconds=63), OrderStatus.CANCELED)
     third = submits(on_clock(state, policy, MON + timedelta(seconds=63), cal))[0]

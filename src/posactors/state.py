@@ -33,6 +33,9 @@ class PendingExit:
 
     ``filled_qty`` and ``filled_value`` are cumulative, as the broker reports
     them, so a repeated or late update never counts a fill twice.
+    ``working_since``: the broker's first word on it, then its last fill (the
+    resubmit clock). An order still waiting in our own queue (the rate limit)
+    is not stuck at the broker, and is not resubmitted to the back of it.
     """
 
     intent: ExitIntent
@@ -188,7 +191,7 @@ def record_intent(state: PositionState, intent: ExitIntent) -> PositionState:
         approval = None
     return evolve(
         state,
-        pending=PendingExit(intent=intent, working_since=intent.decided_at),
+        pending=PendingExit(intent=intent),
         attempts=attempts,
         tier_attempts=tier_attempts,
         deferred=None,
@@ -242,6 +245,8 @@ def apply_order_update(
             sold_qty=state.sold_qty + delta,
             realized_pnl=state.realized_pnl + pnl,
         )
+    if record.status is None and record.working_since is None:  # the broker has it now
+        record = replace(record, working_since=update.time)
     record = replace(record, status=update.status)
     if not update.status.is_terminal:
         return evolve(state, **{name: record}), fill
