@@ -9,7 +9,11 @@ What it guarantees:
   ``client_order_id``, never by sending blindly again; only an order the
   broker does not have is sent again, under the same id;
 - "duplicate client_order_id" means "already sent": it looks the order up;
-- retries are timers with capped exponential backoff, never a sleep;
+- a start's restored orders are resolved with one listing of open orders
+  (:class:`ResolveAll`); only those not live are looked up one by one;
+- retries are timers with capped exponential backoff, never a sleep, and
+  carry no owner: an answer goes to whoever owns the order when it comes;
+- a cancel asked again while one is queued adds no request;
 - order updates (pushed by the adapter, or found by lookup) reach the position
   actor that owns the order;
 - after ``max_consecutive_errors`` calls in a row without an answer, the broker
