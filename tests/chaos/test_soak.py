@@ -6,9 +6,9 @@ tests/chaos`` runs a whole week, nights and weekend included, with eight. Both p
 report (``-s`` shows it). See :mod:`chaos.soak` for what is injected and checked.
 
 The soak found the bugs reproduced in test_found_bugs*.py (test_found_bugs_inputs.py: the
-fuzzers'); all of those are fixed. Both runs must end with zero violations; the CI run does.
-The week run is the stricter one (twenty thousand positions, eight crashes): see the
-closing notes for where it stands.
+fuzzers'); all of those are fixed. Both runs must end with zero violations, and both do:
+the week run (twenty thousand positions, eight crashes, about 47,000 faults) is the
+stricter one, and takes 23-27 minutes here. Figures in the closing notes.
 """
 
 from __future__ import annotations
