@@ -57,6 +57,7 @@ class Invariants:
         self.reported_tiers: set[str] = set()
         self.reported_pairs: set[tuple[str, ...]] = set()
         self.longest_unprotected = timedelta(0)
+        self.longest_where = ""  # which symbol, since when
         self.duplicates = 0
         self.by_kind: dict[str, int] = defaultdict(int)
 
@@ -100,7 +101,8 @@ class Invariants:
                 self.unprotected_since.pop(symbol, None)
                 continue
             since = self.unprotected_since.setdefault(symbol, now)
-            self.longest_unprotected = max(self.longest_unprotected, now - since)
+            if now - since > self.longest_unprotected:
+                self.longest_unprotected, self.longest_where = now - since, f"{symbol} from {since}"
             if now - since > self.grace and symbol not in self.reported:
                 self.reported.add(symbol)
                 self.violation("unprotected", f"{symbol} has had no live order since {since}")

@@ -108,6 +108,7 @@ class SoakReport:
     violations_by_kind: dict[str, int] = field(default_factory=dict)
     examples: list[str] = field(default_factory=list)
     longest_unprotected_s: float = 0.0
+    longest_where: str = ""
 
     def text(self) -> str:
         c = self.counters
@@ -122,7 +123,8 @@ class SoakReport:
             f"unknown outcomes {c['unknown_outcomes']}, resolved by lookup "
             f"{c['orders_resolved']}, rejected {c['orders_rejected']})",
             "filled exit orders: " + ", ".join(f"{k} {v}" for k, v in sorted(self.exits.items())),
-            f"longest without a live order: {self.longest_unprotected_s:.0f} s",
+            f"longest without a live order: {self.longest_unprotected_s:.0f} s "
+            f"({self.longest_where or 'none'})",
             f"invariant violations: {self.violations} {self.violations_by_kind or ''}",
             *self.examples,
         ]
@@ -322,6 +324,7 @@ def run_soak(
     report.violations, report.examples = soak.inv.count, soak.inv.kept
     report.violations_by_kind = dict(soak.inv.by_kind)
     report.longest_unprotected_s = soak.inv.longest_unprotected.total_seconds()
+    report.longest_where = soak.inv.longest_where
     report.wall_s = time.perf_counter() - wall
     return report
 
