@@ -321,3 +321,31 @@ def test_a_cancel_asked_again_while_the_first_still_waits_is_not_sent_twice(tmp_
         engine.stop()
     assert sorted(broker.asked) == sorted(set(broker.asked)) and len(broker.asked) == 6
     assert sim.list_positions() == [] and sim.open_orders() == []
+
+
+def test_a_tier_that_took_its_positions_stop_goes_before_raising_live_stops(tmp_path):
+    """The week soak's Monday morning: stop placements and raises queued at the rate
+    limit, and a tier (the least urgent kind) whose broker stop had been cancelled for it
+    waited behind all of them, 16 minutes with no order at the broker. An exit of a
+    position left without its broker stop now waits with the stops, and raising a stop
+    that is live already waits for it."""
+    tier = {**TIER, "order_type": "market", "gain_pct": {"min": 20}}
+    cfg = config_of(
+        {"stop_loss": BROKER_STOP, "staircase": STAIRS, "tiers": [tier]},
+        broker={"rate_limit_per_min": 4},  # a request every 15 s
+    )
+    sim = account(tmp_path, 6)
+    engine = make_engine(tmp_path, sim, cfg)
+    engine.start()
+    try:
+        run(engine, sim, 90)  # the six stops are placed
+        assert len(sim.open_orders()) == 6
+        others = {f"S00{i}": "109" for i in range(1, 6)}  # five stops to raise (lock +2%)
+        run(engine, sim, 120, {1: others, 2: {"S000": "121"}})  # then S000's tier
+    finally:
+        engine.stop()
+    later = [(o["client_order_id"].split("-")[2], o["symbol"]) for o in sim.order_log()][6:]
+    # after the cancel of S000's stop: its tier, then its stop again for the rest, and
+    # only then the five raises queued before them
+    assert later[:2] == [("ti", "S000"), ("ps", "S000")]
+    assert sorted(later[2:]) == sorted(("ps", s) for s in others)

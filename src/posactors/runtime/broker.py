@@ -1,9 +1,10 @@
 """BrokerActor: the only writer to the broker.
 
-Takes durable exit intents and cancels, queues them by urgency (cancels, then
-stops, max_hold, take_profit, tiers), and sends them within a token-bucket rate
-limit. Every order carries its intent's deterministic ``client_order_id``.
-What it guarantees:
+Takes durable exit intents and cancels, queues them by urgency (cancels and
+lookups; then stops, and any exit of a position whose broker stop was cancelled
+for it; then raising a live broker stop, and max_hold; take_profit; tiers), and
+sends them within a token-bucket rate limit. Every order carries its intent's
+deterministic ``client_order_id``. What it guarantees:
 
 - an answer that is lost (timeout, 5xx) is resolved by looking the order up by
   ``client_order_id``, never by sending blindly again; only an order the
@@ -73,6 +74,8 @@ from posactors.runtime.tracker import TrackedActor
 MAX_BACKOFF_S = 60.0
 OUTAGE_PROBE_S = 5.0
 CANCEL_PRIORITY = -1
+STOP_PRIORITY = 0  # stop exits, new broker stops, exits of positions left without theirs
+REPLACE_PRIORITY = 1  # a live broker stop raised or resized: it protects already
 FORGET_AFTER = timedelta(days=1)  # how long sent and cancelled ids are remembered
 OPEN_ORDERS_PAGE = 500  # Alpaca lists at most this many orders per request
 
@@ -122,6 +125,16 @@ class _Job:
     resend: bool = True  # resolve: send it if the broker does not have it
     old: str | None = None  # replace: the order being replaced
     batch: tuple[Resolve, ...] = ()  # resolve_all: a start's orders
+    urgent: bool = False  # send: an exit of a position left without its broker stop
+
+    @property
+    def priority(self) -> int:
+        """Its place in the queue: an urgent exit waits with the stops, and raising a live
+        stop waits for what protects an unprotected position."""
+        assert self.intent is not None
+        if self.kind == "replace":
+            return REPLACE_PRIORITY
+        return STOP_PRIORITY if self.urgent else self.intent.reason.priority
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +177,9 @@ class BrokerActor(TrackedActor):
         if isinstance(message, SendExit):
             intent = message.intent
             self.owners[intent.client_order_id] = message.owner
-            job = _Job("send", intent.client_order_id, intent, message.received)
-            self._push(intent.reason.priority, job)
+            coid, received = intent.client_order_id, message.received
+            job = _Job("send", coid, intent, received, urgent=message.urgent)
+            self._push(job.priority, job)
         elif isinstance(message, CancelExit):
             coid = message.client_order_id
             self._claim(coid, message.owner)
@@ -192,7 +206,7 @@ class BrokerActor(TrackedActor):
             self.owners[intent.client_order_id] = message.owner
             self._claim(message.old_client_order_id, message.owner)
             job = _Job("replace", intent.client_order_id, intent, old=message.old_client_order_id)
-            self._push(intent.reason.priority, job)
+            self._push(job.priority, job)
         elif isinstance(message, _Retry):
             job = message.job
             if job.kind == "cancel":
@@ -347,7 +361,7 @@ class BrokerActor(TrackedActor):
             self._bucket.paused_until = self.ctx.clock.now() + timedelta(seconds=exc.retry_after_s)
             self.ctx.metrics.inc("http_429")
             del self._submitted[coid]  # refused unseen: it may go again
-            self._push(intent.reason.priority, job)
+            self._push(job.priority, job)
             return
         except (UnknownOutcome, BrokerError, OSError, TimeoutError) as exc:
             self._unknown(job, exc)
@@ -430,7 +444,7 @@ class BrokerActor(TrackedActor):
             return
         except RateLimited as exc:
             self._bucket.paused_until = self.ctx.clock.now() + timedelta(seconds=exc.retry_after_s)
-            self._push(intent.reason.priority, job)
+            self._push(job.priority, job)
             return
         except (BrokerError, OSError, TimeoutError) as exc:
             # it may have happened ("a replace that succeeds but answers an error"): look up

@@ -93,9 +93,13 @@ class Restored:
 # --- to the BrokerActor
 @dataclass(frozen=True, slots=True)
 class SendExit:
+    """Send this durable exit. ``urgent``: its position has no broker stop while it
+    goes (cancelled for it): it waits with the stops, not behind them."""
+
     intent: ExitIntent
     owner: pykka.ActorRef
     received: float | None = None  # monotonic time the triggering quote arrived
+    urgent: bool = False
 
 
 @dataclass(frozen=True, slots=True)

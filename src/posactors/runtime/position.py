@@ -35,7 +35,7 @@ from posactors.rules import (
 )
 from posactors.rules.bands import quiet_band
 from posactors.rules.deadlines import next_deadline
-from posactors.rules.protective import PlaceStop, ReplaceStop, protect
+from posactors.rules.protective import PlaceStop, ReplaceStop, protect, wants_protective
 from posactors.rules.tiers import tier_bars_needed
 from posactors.runtime.clock import Timer
 from posactors.runtime.context import RuntimeContext
@@ -134,6 +134,8 @@ class PositionActor(TrackedActor):
         self._stale_after = float(ctx.config.market_data.stale_after_s)
         self._cycle = 0  # the fan-out cycle of the quote being evaluated, for the logs
         self._adopt_seen: Decimal | None = None  # a broker quantity seen once, not yet adopted
+        # with a broker-held stop, any exit of ours goes with that stop cancelled for it
+        self._unprotected_while_sent = wants_protective(policy)
 
     # --- lifecycle
     def on_start(self) -> None:
@@ -239,7 +241,9 @@ class PositionActor(TrackedActor):
                     )
                 )
                 if not dry:
-                    then.append((self.ctx.broker, SendExit(intent, self.actor_ref, received)))
+                    urgent = self._unprotected_while_sent
+                    send = SendExit(intent, self.actor_ref, received, urgent)
+                    then.append((self.ctx.broker, send))
                 self.ctx.metrics.inc("intents")
                 self.ctx.log.event(
                     "exit_decided",
