@@ -6,6 +6,8 @@ position, so it stays protected while posactors cannot look after it.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from chaos.test_found_bugs import TIER, NoStream, Pushing, config_of
 from posactors.model import OrderRejected, UnknownOutcome
 from posactors.rules.deadlines import CANCEL_RECHECK_S
@@ -323,12 +325,12 @@ def test_a_cancel_asked_again_while_the_first_still_waits_is_not_sent_twice(tmp_
     assert sim.list_positions() == [] and sim.open_orders() == []
 
 
-def test_a_tier_that_took_its_positions_stop_goes_before_raising_live_stops(tmp_path):
-    """The week soak's Monday morning: stop placements and raises queued at the rate
-    limit, and a tier (the least urgent kind) whose broker stop had been cancelled for it
-    waited behind all of them, 16 minutes with no order at the broker. An exit of a
-    position left without its broker stop now waits with the stops, and raising a stop
-    that is live already waits for it."""
+def test_a_tier_that_took_its_positions_stop_waits_with_the_stops_not_behind_them(tmp_path):
+    """The week soak's Monday morning: stops queued at the rate limit (new positions',
+    and raises), and a tier (the least urgent kind) whose broker stop had been cancelled
+    for it waited behind all of them, also those queued after it: 16 minutes with no
+    order at the broker. An exit of a position left without its broker stop now waits
+    with the stops, in turn."""
     tier = {**TIER, "order_type": "market", "gain_pct": {"min": 20}}
     cfg = config_of(
         {"stop_loss": BROKER_STOP, "staircase": STAIRS, "tiers": [tier]},
@@ -341,11 +343,37 @@ def test_a_tier_that_took_its_positions_stop_goes_before_raising_live_stops(tmp_
         run(engine, sim, 90)  # the six stops are placed
         assert len(sim.open_orders()) == 6
         others = {f"S00{i}": "109" for i in range(1, 6)}  # five stops to raise (lock +2%)
-        run(engine, sim, 120, {1: others, 2: {"S000": "121"}})  # then S000's tier
+        # S000's tier (queued once its stop's cancel took the next token), then the raises
+        run(engine, sim, 150, {1: {"S000": "121"}, 10: others})
     finally:
         engine.stop()
     later = [(o["client_order_id"].split("-")[2], o["symbol"]) for o in sim.order_log()][6:]
-    # after the cancel of S000's stop: its tier, then its stop again for the rest, and
-    # only then the five raises queued before them
-    assert later[:2] == [("ti", "S000"), ("ps", "S000")]
-    assert sorted(later[2:]) == sorted(("ps", s) for s in others)
+    # after the cancel of S000's stop: its tier, queued before the raises, goes first
+    assert later[0] == ("ti", "S000")
+    assert sorted(later[1:]) == sorted([("ps", "S000"), *(("ps", s) for s in others)])
+
+
+def test_a_queued_stop_raise_cancelled_for_an_exit_is_dropped_at_once(tmp_path):
+    """A raise of the broker stop waits in the queue (rate limit) when a take-profit
+    cancels it. The cancel used to take a request of its own, find nothing, and wait for
+    the raise's turn to learn it would never go; then the old stop was cancelled, then
+    the exit went: four tokens. The raise is dropped from the queue at once now (the old
+    stop stays the live one), so the exit goes after the old stop's cancel."""
+    cfg = config_of(
+        {"stop_loss": BROKER_STOP, "staircase": STAIRS, "take_profit": {"pct": 20}},
+        broker={"rate_limit_per_min": 4},  # a request every 15 s
+    )
+    sim = account(tmp_path, 1)
+    engine = make_engine(tmp_path, sim, cfg)
+    engine.start()
+    try:
+        run(engine, sim, 60, {1: {"S000": "109"}, 2: {"S000": "125"}})
+    finally:
+        engine.stop()
+    log = sim.order_log()
+    assert [(o["client_order_id"][-4:], o["status"]) for o in log] == [
+        ("ps-1", "canceled"),
+        ("tp-1", "filled"),
+    ]
+    sent = [datetime.fromisoformat(o["submitted_at"]) for o in log]
+    assert (sent[1] - sent[0]).total_seconds() <= 35  # two tokens: the cancel, then the exit

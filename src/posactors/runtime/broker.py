@@ -2,8 +2,8 @@
 
 Takes durable exit intents and cancels, queues them by urgency (cancels and
 lookups; then stops, and any exit of a position whose broker stop was cancelled
-for it; then raising a live broker stop, and max_hold; take_profit; tiers), and
-sends them within a token-bucket rate limit. Every order carries its intent's
+for it; max_hold; take_profit; tiers), and sends them within a token-bucket
+rate limit. Every order carries its intent's
 deterministic ``client_order_id``. What it guarantees:
 
 - an answer that is lost (timeout, 5xx) is resolved by looking the order up by
@@ -74,8 +74,7 @@ from posactors.runtime.tracker import TrackedActor
 MAX_BACKOFF_S = 60.0
 OUTAGE_PROBE_S = 5.0
 CANCEL_PRIORITY = -1
-STOP_PRIORITY = 0  # stop exits, new broker stops, exits of positions left without theirs
-REPLACE_PRIORITY = 1  # a live broker stop raised or resized: it protects already
+STOP_PRIORITY = 0  # stops, and exits of positions left without their broker stop
 FORGET_AFTER = timedelta(days=1)  # how long sent and cancelled ids are remembered
 OPEN_ORDERS_PAGE = 500  # Alpaca lists at most this many orders per request
 
@@ -129,11 +128,8 @@ class _Job:
 
     @property
     def priority(self) -> int:
-        """Its place in the queue: an urgent exit waits with the stops, and raising a live
-        stop waits for what protects an unprotected position."""
+        """Its place in the queue: an urgent exit waits with the stops."""
         assert self.intent is not None
-        if self.kind == "replace":
-            return REPLACE_PRIORITY
         return STOP_PRIORITY if self.urgent else self.intent.reason.priority
 
 
@@ -239,11 +235,14 @@ class BrokerActor(TrackedActor):
             self.owners[client_order_id] = ref
 
     def _unqueue(self, client_order_id: str) -> bool:
-        """A cancel for an order still waiting here: it is never sent, and is cancelled."""
+        """A cancel for an order still waiting here (a send, or a replace: the order it was
+        to replace stays the live one): it never goes, and is reported cancelled at once."""
         kept = [
             entry
             for entry in self._queue
-            if not (entry[2].kind == "send" and entry[2].client_order_id == client_order_id)
+            if not (
+                entry[2].kind in ("send", "replace") and entry[2].client_order_id == client_order_id
+            )
         ]
         if len(kept) == len(self._queue):
             return False
