@@ -6,10 +6,11 @@ position, so it stays protected while posactors cannot look after it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from chaos.test_found_bugs import TIER, NoStream, Pushing, config_of
-from posactors.model import OrderRejected, UnknownOutcome
+from posactors.model import OrderRejected, OrderStatus, UnknownOutcome
 from posactors.rules.deadlines import CANCEL_RECHECK_S
 from posactors.runtime.messages import OrderEvent
 from posactors.runtime.position import PositionActor
@@ -377,3 +378,53 @@ def test_a_queued_stop_raise_cancelled_for_an_exit_is_dropped_at_once(tmp_path):
     ]
     sent = [datetime.fromisoformat(o["submitted_at"]) for o in log]
     assert (sent[1] - sent[0]).total_seconds() <= 35  # two tokens: the cancel, then the exit
+
+
+class RefusesTheRaise(Pushing):
+    """A raise of a stop replaces it at the exchange, then the new order is refused:
+    neither stop is live after it."""
+
+    def replace_order(self, client_order_id, new_client_order_id, **changes):
+        update = self.sim.replace_order(client_order_id, new_client_order_id, **changes)
+        self.sim.cancel_order(new_client_order_id)
+        return replace(update, status=OrderStatus.REJECTED, reason="simulated: refused")
+
+
+class DiesMidRaise(PositionActor):
+    """Raises on every message while a raise of its stop is unconfirmed (so it is parked
+    with the raise still waiting in the queue)."""
+
+    def handle(self, message):
+        if self.state.protective_prev is not None and not isinstance(message, str):
+            raise RuntimeError("poisoned")
+        return super().handle(message)
+
+
+def test_a_parked_positions_stop_replaced_by_a_refused_raise_is_placed_again(tmp_path):
+    """The week soak's Z09595. The position is parked while the raise of its stop waits in
+    the queue; parking finds the old stop live (its lookup came first) and keeps it. Then
+    the raise goes: the exchange replaces the old stop and refuses the new one. The
+    refusal makes the old stop the live one again in parking's copy of the state, and
+    the old stop's REPLACED update was no longer heard: 25 minutes with no order."""
+    cfg = config_of(
+        {"stop_loss": BROKER_STOP, "staircase": STAIRS}, broker={"rate_limit_per_min": 4}
+    )
+    sim = account(tmp_path, 6)  # the other five stops hold the raise in the queue
+    engine = make_engine(tmp_path, RefusesTheRaise(sim), cfg, DiesMidRaise)
+    engine.start()
+    try:
+        while not sim.open_orders():
+            run(engine, sim, 1)
+        [(first, _)] = sim.open_orders()
+        run(engine, sim, 300, {1: {first.symbol: "109"}})
+        parked = list(engine.status()["parked"])
+    finally:
+        engine.stop()
+    assert [p.split("-")[0] for p in parked] == [first.symbol]
+    stops = {r.symbol: r for r, _ in sim.open_orders()}
+    assert len(stops) == 6 and stops[first.symbol].qty == 100
+    mine = [o for o in sim.order_log() if o["symbol"] == first.symbol]
+    assert [(o["client_order_id"][-4:], o["status"]) for o in mine][:2] == [
+        ("ps-1", "replaced"),
+        ("ps-2", "canceled"),
+    ]

@@ -8,7 +8,8 @@ Supervisor): a partial exit (a tier) is cancelled, a full exit not yet sent is s
 a stop is confirmed live or found gone. Once all have answered (an exit: once it has
 ended), a stop is placed for what is left, unless a live stop is already there; never
 two live exit orders. A stop of its own that the broker refuses or ends unfilled is
-placed again, at most ``MAX_ATTEMPTS`` times, then alerted.
+placed again, at most ``MAX_ATTEMPTS`` times, then alerted. A stop found live and kept
+that ends later (a raise still queued replaced it, then was refused) is placed again too.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ MAX_ATTEMPTS = 5
 @dataclass
 class _Waiting:
     state: PositionState
-    kinds: dict[str, str] = field(default_factory=dict)  # client order id: "exit" | "stop"
+    kinds: dict[str, str] = field(default_factory=dict)  # unanswered id: "exit" | "stop"
+    kept: str | None = None  # the stop found live and left: if it ends, one is placed
 
 
 class Parking:
@@ -95,17 +97,31 @@ class Parking:
         if wait is None:
             return
         wait.state, _fill = apply_order_update(wait.state, update)
-        if update.status.is_terminal or wait.kinds[coid] == "stop":  # an exit: once ended
-            del self.waiting[coid], wait.kinds[coid]
-        if not wait.kinds and wait.state.is_open:
-            self._protect(wait.state)
+        ended = update.status.is_terminal
+        if ended:  # later updates of an order still working keep coming here
+            del self.waiting[coid]
+        if coid in wait.kinds and (ended or wait.kinds[coid] == "stop"):  # an exit: once ended
+            del wait.kinds[coid]
+            if not wait.kinds and wait.state.is_open:
+                self._settle(wait)
+        elif ended and coid == wait.kept and wait.state.is_open:
+            # the stop left live is gone after all (a raise replaced it, then was refused)
+            wait.kept = None
+            self._settle(wait)
 
-    def _protect(self, state: PositionState) -> None:
-        """Place the stop :func:`parking_stop` asks for (write-ahead, as the actor would)."""
+    def _settle(self, wait: _Waiting) -> None:
+        """All answered: protect the position, or remember the live stop it keeps."""
+        p = wait.state.protective
+        if not self._protect(wait.state) and p is not None:
+            wait.kept = p.intent.client_order_id
+
+    def _protect(self, state: PositionState) -> bool:
+        """Place the stop :func:`parking_stop` asks for (write-ahead, as the actor would);
+        False if it asks for none (a live stop is kept)."""
         now = self.ctx.clock.now()
         state, place, stale = parking_stop(state, self.ctx.config.policy_for(state.symbol), now)
         if place is None:
-            return
+            return False
         pid = state.position_id
         self.attempts[pid] = self.attempts.get(pid, 0) + 1
         if self.attempts[pid] > MAX_ATTEMPTS:
@@ -114,7 +130,7 @@ class Parking:
             )
             self.ctx.log.event("parked_position_unprotected", position=pid)
             self.ctx.emit(ExitEvent("alert", pid, state.symbol, {"message": message}))
-            return
+            return True
         intent = place.intent
         self.placed[intent.client_order_id] = state
         self.ctx.log.event(
@@ -133,3 +149,4 @@ class Parking:
         then = tuple((self.ctx.broker, CancelExit(coid, self.owner)) for coid in stale)
         send = (self.ctx.broker, SendExit(intent, self.owner))
         self.ctx.tell(self.ctx.store, Persist(ops, (*then, send)))
+        return True
