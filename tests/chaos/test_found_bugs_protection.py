@@ -21,6 +21,17 @@ from test_runtime_protective import STAIRS
 BROKER_STOP = {"pct": 8, "on_broker": True, "time_in_force": "gtc"}
 
 
+def parked_after(engine, sim, seconds: int, at: dict | None = None) -> list[str]:
+    """Start ``engine``, run it ``seconds`` (see test_runtime.run), stop it: the symbols of
+    the positions parked by then."""
+    engine.start()
+    try:
+        run(engine, sim, seconds, at)
+        return [p.split("-")[0] for p in engine.status()["parked"]]
+    finally:
+        engine.stop()
+
+
 class Refusing(Pushing):
     """The exchange refuses every new order while ``refusing`` (then takes them again)."""
 
@@ -72,14 +83,8 @@ def test_a_position_parked_while_its_stop_is_cancelled_gets_a_stop_back(tmp_path
     cfg = config_of({"stop_loss": BROKER_STOP, "tiers": [{**TIER, "limit_offset_pct": 0}]})
     sim = account(tmp_path, 1)
     engine = make_engine(tmp_path, sim, cfg, PoisonedAfterCancel)
-    engine.start()
-    try:
-        wiggle = {i: {"S000": "105" if i % 2 else "104"} for i in range(2, 8)}
-        run(engine, sim, 30, {1: {"S000": "106"}, **wiggle})  # quotes keep it failing
-        parked = list(engine.status()["parked"])
-    finally:
-        engine.stop()
-    assert [p.split("-")[0] for p in parked] == ["S000"]
+    wiggle = {i: {"S000": "105" if i % 2 else "104"} for i in range(2, 8)}  # keeps it failing
+    assert parked_after(engine, sim, 30, {1: {"S000": "106"}, **wiggle}) == ["S000"]
     assert [r.order_type.value for r, _ in sim.open_orders()] == ["stop"]
 
 
@@ -99,14 +104,8 @@ def test_a_position_parked_while_its_tier_works_gets_one_stop_for_the_rest(tmp_p
     cfg = config_of({"stop_loss": BROKER_STOP, "tiers": [{**TIER, "limit_offset_pct": 0}]})
     sim = account(tmp_path, 1)
     engine = make_engine(tmp_path, sim, cfg, PoisonedWhileTierWorks)
-    engine.start()
-    try:
-        wiggle = {i: {"S000": "104" if i % 2 else "103"} for i in range(2, 12)}
-        run(engine, sim, 30, {1: {"S000": "106"}, **wiggle})
-        parked = list(engine.status()["parked"])
-    finally:
-        engine.stop()
-    assert [p.split("-")[0] for p in parked] == ["S000"]
+    wiggle = {i: {"S000": "104" if i % 2 else "103"} for i in range(2, 12)}
+    assert parked_after(engine, sim, 30, {1: {"S000": "106"}, **wiggle}) == ["S000"]
     [(stop, _update)] = sim.open_orders()
     [position] = sim.list_positions()
     assert stop.order_type.value == "stop" and stop.qty == position.qty
@@ -137,13 +136,7 @@ def test_a_position_parked_on_its_tiers_cancel_gets_a_stop_back(tmp_path):
     cfg = config_of(exits, broker={"rate_limit_per_min": 4})  # a request every 15 s
     sim = account(tmp_path, 1)
     engine = make_engine(tmp_path, sim, cfg, DiesOnItsCancelledTier)
-    engine.start()
-    try:
-        run(engine, sim, 300, {20: {"S000": "106"}, 21: {"S000": "104"}})  # 4 requests a minute
-        parked = list(engine.status()["parked"])
-    finally:
-        engine.stop()
-    assert [p.split("-")[0] for p in parked] == ["S000"]
+    assert parked_after(engine, sim, 300, {20: {"S000": "106"}, 21: {"S000": "104"}}) == ["S000"]
     [(stop, _update)] = sim.open_orders()
     assert stop.order_type.value == "stop" and stop.qty == 100
 
@@ -173,13 +166,7 @@ def test_a_position_parked_before_hearing_its_stop_was_refused_gets_one(tmp_path
     cfg = config_of({"stop_loss": BROKER_STOP})
     sim = account(tmp_path, 1)
     engine = make_engine(tmp_path, RefusesTheFirstStop(sim), cfg, DiesOnEveryUpdate)
-    engine.start()
-    try:
-        run(engine, sim, 30)
-        parked = list(engine.status()["parked"])
-    finally:
-        engine.stop()
-    assert [p.split("-")[0] for p in parked] == ["S000"]
+    assert parked_after(engine, sim, 30) == ["S000"]
     [(stop, _update)] = sim.open_orders()
     assert stop.order_type.value == "stop" and stop.qty == 100
     assert stop.client_order_id.endswith("-ps-2")
