@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -73,6 +74,7 @@ class AlpacaServer:
         self.speed = 1.0  # server seconds per real second (a whole session in seconds)
         self._clock_open = True
         self._next: tuple[datetime, datetime] | None = None
+        self.sessions: list[tuple[datetime, datetime]] = []  # regular sessions, see set_sessions
         self._sockets: list[WebSocket] = []
         self._created = datetime.now(UTC)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -136,12 +138,55 @@ class AlpacaServer:
             self._clock_open = is_open
             self._next = (next_open, next_close) if next_open and next_close else None
             self.book.market_open = is_open
+            self.tick()
             self.book.match_all()
+
+    def set_sessions(self, sessions: Iterable[tuple[datetime, datetime]]) -> None:
+        """Regular sessions ``(open, close)``: from now on GET /v2/clock's ``is_open``,
+        ``next_open`` and ``next_close`` follow them on the server's clock (as Alpaca's
+        calendar does), and orders queued while closed match at the open."""
+        with self.lock:
+            self.sessions = sorted(sessions)
+            self.tick()
+
+    def tick(self) -> None:
+        """Open or close the market as the server's clock crossed a session's open or
+        close (called at every request and price; orders queued while closed match)."""
+        with self.lock:
+            if not self.sessions:
+                return
+            now = self.now()
+            is_open = any(start <= now < end for start, end in self.sessions)
+            opens = [start for start, _ in self.sessions if start > now]
+            closes = [end for _, end in self.sessions if end > now]
+            if opens and closes:
+                self._next = (opens[0], closes[0])
+            if is_open != self._clock_open:
+                self._clock_open = self.book.market_open = is_open
+                self.book.match_all()
+
+    def script_bars(
+        self,
+        symbol: str,
+        first: datetime,
+        volumes: Iterable[int | str],
+        price: Decimal | str = "1",
+    ) -> None:
+        """1-minute bars from ``first``, one a minute, with these volumes (flat at ``price``),
+        replacing the symbol's bars from ``first`` on."""
+        with self.lock:
+            kept = [b for b in self.bars.get(symbol, []) if b["t"] < iso(first)]
+            p = float(Decimal(str(price)))
+            for i, volume in enumerate(volumes):
+                t = iso(first + timedelta(minutes=i))
+                kept.append({"t": t, "o": p, "h": p, "l": p, "c": p, "v": int(volume), "n": 1})
+            self.bars[symbol] = kept
 
     def set_price(self, symbol: str, price: Decimal | str | float) -> None:
         """The last trade price from now on (bid/ask a cent around it); working orders
         match, and market-data stream subscribers get the trade and the quote."""
         with self.lock:
+            self.tick()
             now = self.now()
             self.price_times[symbol] = now
             value = Decimal(str(price))
@@ -186,7 +231,8 @@ class AlpacaServer:
             self.price_times.setdefault(symbol, self.now())
 
     def set_partial_fills(self, qty: Decimal | str | int | None) -> None:
-        """Fill at most ``qty`` shares per match (each set_price or submit); None: whole."""
+        """Fill at most ``qty`` shares per match (each set_price or submit); 0: none;
+        None: whole."""
         with self.lock:
             self.book.partial_fill_qty = None if qty is None else Decimal(str(qty))
 

@@ -341,6 +341,8 @@ class Book:
         qty = order.remaining
         if self.partial_fill_qty is not None:
             qty = min(qty, self.partial_fill_qty)
+        if qty <= 0:  # no liquidity (partial fills of 0): the order waits
+            return
         self._fill(order, qty, price)
 
     def _fill(self, order: Order, qty: Decimal, price: Decimal) -> None:

@@ -28,6 +28,7 @@ def dispatch(
     app: AlpacaServer, method: str, path: str, query: dict[str, str], body: Any
 ) -> tuple[int, Any]:
     with app.lock:
+        app.tick()  # the sessions' opens and closes, on the server's clock
         for route_method, prefix, exact, handler in ROUTES:
             if method != route_method:
                 continue

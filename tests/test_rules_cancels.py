@@ -44,7 +44,8 @@ def test_a_cancel_unanswered_is_asked_again_after_the_recheck_and_not_before(cal
         Cancel(state.protective.intent.client_order_id, state.deferred, again=True),
     )
     assert later.state.protective.cancel_asked_at == T + RECHECK
-    assert next_deadline(later.state, POLICY, T + RECHECK, cal) == T + 2 * RECHECK
+    looked = T + RECHECK
+    assert next_deadline(later.state, POLICY, looked, cal, since=looked) == T + 2 * RECHECK
 
 
 def test_the_answer_ends_the_rechecks_and_the_exit_goes(cal):
@@ -55,7 +56,7 @@ def test_the_answer_ends_the_rechecks_and_the_exit_goes(cal):
     evaluation = on_clock(state, POLICY, T + timedelta(seconds=1), cal)
     [submit] = evaluation.actions
     assert isinstance(submit, Submit) and submit.intent.reason.kind is ExitKind.TAKE_PROFIT
-    assert next_deadline(evaluation.state, POLICY, T + RECHECK, cal) is None
+    assert next_deadline(evaluation.state, POLICY, T + RECHECK, cal, since=T + RECHECK) is None
 
 
 @given(st.integers(min_value=0, max_value=10_000))

@@ -53,4 +53,5 @@ def test_the_actor_wakes_when_its_breaker_closes_with_nothing_deferred(cal):
     tripped = evolve(make_state(), breaker=Breaker(0, until, 1, "stop refused"))
     assert tripped.deferred is None and tripped.protective is None
     assert next_deadline(tripped, policy, T, cal) == until
-    assert next_deadline(tripped, policy, until, cal) is None  # past: no wake-up
+    assert next_deadline(tripped, policy, until, cal, since=until) is None  # looked at
+    assert next_deadline(tripped, policy, until + timedelta(hours=1), cal) == until  # overdue

@@ -136,7 +136,9 @@ class PaperTrader:
         """After a full evaluation: the new quiet band and its deadline."""
         self._band = quiet_band(self.state, self.policy)
         if self._band is not None:
-            self._quiet_until = next_deadline(self.state, self.policy, now, self.calendar)
+            self._quiet_until = next_deadline(
+                self.state, self.policy, now, self.calendar, since=now
+            )
 
     def _execute(self, evaluation: Evaluation, price: Decimal | None, now: datetime) -> None:
         for _ in range(MAX_CHAINED_ACTIONS):

@@ -21,9 +21,19 @@ def cancel_recheck_due(record: PendingExit, now: datetime) -> bool:
 
 
 def next_deadline(
-    state: PositionState, policy: ExitPolicy, now: datetime, calendar: ExchangeCalendar
+    state: PositionState,
+    policy: ExitPolicy,
+    now: datetime,
+    calendar: ExchangeCalendar,
+    since: datetime | None = None,
 ) -> datetime | None:
-    """The earliest future time at which :func:`~posactors.rules.on_clock` may act.
+    """The earliest time at which :func:`~posactors.rules.on_clock` may act.
+
+    A deadline already past is returned, not dropped (it passed while the engine
+    was down, or while the actor was busy): the caller acts on it at once. Only
+    deadlines after ``since`` count, the last time ``on_clock`` looked (None: a
+    start or a restore, when nothing has looked yet), so a deadline looked at and
+    left alone does not come back.
 
     Time limits (max_hold), the open for an exit waiting on the market, the end
     of a breaker's cooldown, a working order's resubmission, a cancel to ask
@@ -57,7 +67,9 @@ def next_deadline(
         if record is not None and record.cancel_requested and record.cancel_asked_at is not None:
             due.append(record.cancel_asked_at + timedelta(seconds=CANCEL_RECHECK_S))
     due.extend(_tier_deadlines(state, policy, now, calendar))
-    return min((t for t in due if t > now), default=None)
+    if since is None:
+        return min(due, default=None)
+    return min((t for t in due if t > since), default=None)
 
 
 def _tier_deadlines(

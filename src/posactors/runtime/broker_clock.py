@@ -8,6 +8,11 @@ cannot fool the engine. The local wall clock is never read, and "now" never
 goes back: a poll whose timestamp is behind the running clock (the local
 monotonic clock ran fast, the broker corrected its own) holds it until the
 broker's time catches up.
+
+The broker's clock also announces its next change (``next_open`` while closed,
+``next_close`` while open): the clock reads the broker again just after it, and
+until then takes the change as announced, so an exit waiting for the open goes
+at the open, not at the next poll.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from posactors.runtime.clock import RealClock
 
 FRESH_S = 120.0  # the broker's is_open holds for "now" this long after a poll
 RECHECK_S = 15.0  # a session the broker keeps closed while the calendar has it open
+CHANGE_SETTLE_S = 0.5  # the broker is read again this long after its announced open/close
+
+Anchor = tuple[datetime, float, bool, datetime | None]  # time, monotonic, is_open, change
 
 
 class MarketClockReading(Protocol):
@@ -48,7 +56,7 @@ class BrokerClock(RealClock):
         self._poll_s = poll_s
         self._on_error = on_error
         self.errors = 0
-        self._anchor = self._reading()
+        self._anchor: Anchor = self._reading()
         self._latest = self._anchor[0]
         self._stop = threading.Event()
         super().__init__(now=self._now)
@@ -57,12 +65,16 @@ class BrokerClock(RealClock):
         )
         self._poller.start()
 
-    def _reading(self) -> tuple[datetime, float, bool]:
+    def _reading(self) -> Anchor:
         reading = self._read()
-        return reading.timestamp, time.monotonic(), bool(reading.is_open)
+        is_open = bool(reading.is_open)
+        change = getattr(reading, "next_close" if is_open else "next_open", None)
+        if not isinstance(change, datetime) or change <= reading.timestamp:
+            change = None
+        return reading.timestamp, time.monotonic(), is_open, change
 
     def _now(self) -> datetime:
-        at, mono, _ = self._anchor
+        at, mono, _, _ = self._anchor
         now = at + timedelta(seconds=time.monotonic() - mono)
         if now < self._latest:  # a re-anchor behind what was already "now"
             return self._latest
@@ -70,8 +82,16 @@ class BrokerClock(RealClock):
         return now
 
     def _poll(self) -> None:
-        while not self._stop.wait(self._poll_s):
+        while not self._stop.wait(self._next_poll_s()):
             self.refresh()
+
+    def _next_poll_s(self) -> float:
+        """``poll_s``, or just after the broker's announced open or close if sooner."""
+        change = self._anchor[3]
+        if change is None:
+            return self._poll_s
+        until = (change - self.now()).total_seconds() + CHANGE_SETTLE_S
+        return self._poll_s if until <= 0 else min(self._poll_s, until)
 
     def refresh(self) -> None:
         """Read the broker's clock again (the poller does, every ``poll_s``)."""
@@ -83,9 +103,19 @@ class BrokerClock(RealClock):
                 self._on_error(exc)
 
     def market_open(self) -> bool | None:
-        """The broker's ``is_open`` if read within ``FRESH_S``, else None (unknown)."""
-        _, mono, is_open = self._anchor
-        return is_open if time.monotonic() - mono <= FRESH_S else None
+        """The broker's ``is_open`` if read within ``FRESH_S``, else None (unknown); from
+        the open or close the broker announced in that reading, the other way."""
+        _, mono, is_open, change = self._anchor
+        if time.monotonic() - mono > FRESH_S:
+            return None
+        if change is not None and self.now() >= change:
+            return not is_open
+        return is_open
+
+    def announced_open(self) -> datetime | None:
+        """The next open the broker announced while closed (None: open, or not said)."""
+        _, _, is_open, change = self._anchor
+        return None if is_open else change
 
     def close(self) -> None:
         self._stop.set()
@@ -113,7 +143,11 @@ class BrokerSessionCalendar:
         calendar has open (a late open, an unplanned early close or halt) the open is
         unknown: look again in ``RECHECK_S``, so a waiting exit goes soon after it opens."""
         following = self._calendar.next_open(ts)  # ts itself at the calendar's open
-        if self._broker_says(ts) is False and self._calendar.is_regular_hours(ts):
+        says = self._broker_says(ts)
+        announced = getattr(self._clock, "announced_open", lambda: None)()
+        if says is False and announced is not None and announced > ts:
+            following = announced  # the broker's word on when it opens
+        if says is False and self._calendar.is_regular_hours(ts):
             recheck = ts + timedelta(seconds=RECHECK_S)
             return recheck if following <= ts else min(following, recheck)
         return following

@@ -98,9 +98,10 @@ class Engine:
     def start(self) -> None:
         """Open the state (refusing a second service on it), start the actors, reconcile."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        use_clock = getattr(self.broker, "use_clock", None)
-        if use_clock is not None:  # an adapter that stamps times takes the engine's clock
-            use_clock(self.clock.now)
+        for adapter in (self.broker, self.market_data):
+            use_clock = getattr(adapter, "use_clock", None)
+            if use_clock is not None:  # an adapter that reads "now" takes the engine's clock
+                use_clock(self.clock.now)
         self._lock = ServiceLock(self.state_dir)
         self._lock.acquire()
         try:

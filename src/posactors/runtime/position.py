@@ -130,6 +130,7 @@ class PositionActor(TrackedActor):
         self._hwm_every = HWM_SNAPSHOT_S + offset
         self._timer: Timer | None = None
         self._timer_due: datetime | None = None
+        self._looked: datetime | None = None  # the last Wake's time: deadlines up to it are done
         self._bars_kept = tier_bars_needed(policy)
         self._stale_after = float(ctx.config.market_data.stale_after_s)
         self._cycle = 0  # the fan-out cycle of the quote being evaluated, for the logs
@@ -187,7 +188,7 @@ class PositionActor(TrackedActor):
                 self.ctx.metrics.inc(f"bad_quotes_{evaluation.rejected}")
             self._apply(evaluation, now, received)
         elif isinstance(message, Wake):
-            self._timer, self._timer_due = None, None
+            self._timer, self._timer_due, self._looked = None, None, now
             self._use_quiet_price()
             self._apply(on_clock(self.state, self.policy, now, self.ctx.calendar), now)
         elif isinstance(message, OrderEvent):
@@ -461,13 +462,15 @@ class PositionActor(TrackedActor):
 
     # --- timers
     def _arm_timer(self, now: datetime) -> None:
-        due = next_deadline(self.state, self.policy, now, self.ctx.calendar)
+        due = next_deadline(self.state, self.policy, now, self.ctx.calendar, since=self._looked)
         if due == self._timer_due:
             return
         if self._timer is not None:
             self._timer.cancel()
         self._timer, self._timer_due = None, due
-        if due is not None:
+        if due is not None and due <= now:  # overdue (e.g. while the engine was down): now
+            self.tell(self.actor_ref, Wake(due))
+        elif due is not None:
             ref, tracker = self.actor_ref, self.ctx.tracker
             self._timer = self.ctx.clock.call_at(due, lambda: tracker.tell(ref, Wake(due)))
 

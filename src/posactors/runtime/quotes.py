@@ -5,8 +5,14 @@ Polls batched quotes (``batch_size`` symbols a request) every
 only when its own symbol's quote changed. Delivery is coalesced through each
 actor's :class:`~posactors.runtime.position.QuoteSlot`: an actor that is busy
 reads only the newest quote, never a backlog. Symbols whose quotes are older
-than ``stale_after_s`` are counted and listed. 1-minute bars are fetched only
-for positions whose policy has a volume rule.
+than ``stale_after_s`` are counted and listed.
+
+1-minute bars are fetched only for positions whose policy has a volume rule: in
+real time as soon as a minute completes on the engine's clock (a timer at each
+minute's end, ``BAR_SETTLE_S`` later), in virtual time at the first poll of a
+minute; and a symbol that subscribes gets its latest completed bars at once
+(one request for all the symbols that subscribed since the last fetch), so a
+spike in the bar completed just before a start is judged.
 """
 
 from __future__ import annotations
@@ -47,6 +53,17 @@ class Poll:
 
 
 @dataclass(frozen=True, slots=True)
+class FetchBars:
+    """Fetch 1-minute bars: for every symbol with a volume rule (``minute``: a minute
+    completed; the next one is armed) or only for those subscribed since the last fetch."""
+
+    minute: bool = False
+
+
+BAR_SETTLE_S = 1.0  # a minute's bar is asked for this long after the minute ends
+
+
+@dataclass(frozen=True, slots=True)
 class PushQuotes:
     """Quotes handed in by an embedding bot instead of polled."""
 
@@ -75,6 +92,8 @@ class QuoteFanOut(TrackedActor):
         self.consecutive_errors = 0
         self.cycle = 0
         self._bars_minute: datetime | None = None
+        self._bars_new: set[str] = set()  # subscribed since the last bar fetch
+        self._on_the_minute = False  # real time: bars on a timer at each minute's end
         settings = ctx.config.market_data
         self._batch = settings.batch_size
         self._interval = float(settings.poll_interval_s)
@@ -85,17 +104,30 @@ class QuoteFanOut(TrackedActor):
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, Poll):
+            if message.reschedule and not self._on_the_minute:
+                self._on_the_minute = True
+                self._arm_minute()
             try:
                 self._poll()
             finally:
                 if message.reschedule:
                     self._schedule()
+        elif isinstance(message, FetchBars):
+            try:
+                self._bars(sorted(self.bars_needed if message.minute else self._bars_new))
+            finally:
+                if message.minute:
+                    self._arm_minute()
         elif isinstance(message, PushQuotes):
             self._deliver(message.quotes, time.monotonic())
         elif isinstance(message, Subscribe):
             self.subscribers.setdefault(message.symbol, []).append((message.ref, message.slot))
             if message.bars_needed:
                 self.bars_needed[message.symbol] = message.bars_needed
+                self._last_bar.pop(message.symbol, None)  # its latest bars, at once
+                if not self._bars_new:
+                    self.tell(self.actor_ref, FetchBars())
+                self._bars_new.add(message.symbol)
             self._last.pop(message.symbol, None)  # a new subscriber gets the next quote
         elif isinstance(message, Unsubscribe):
             subs = [s for s in self.subscribers.get(message.symbol, []) if s[0] != message.ref]
@@ -104,6 +136,7 @@ class QuoteFanOut(TrackedActor):
             else:
                 self.subscribers.pop(message.symbol, None)
                 self.bars_needed.pop(message.symbol, None)
+                self._bars_new.discard(message.symbol)
                 self._last.pop(message.symbol, None)
         elif message == "stats":
             return {"symbols": len(self.subscribers), "stale": sorted(self.stale)}
@@ -113,6 +146,16 @@ class QuoteFanOut(TrackedActor):
         ref, tracker = self.actor_ref, self.ctx.tracker
         due = self.ctx.clock.now() + timedelta(seconds=self._interval)
         self.ctx.clock.call_at(due, lambda: tracker.tell(ref, Poll(reschedule=True)))
+
+    def _arm_minute(self) -> None:
+        """Fetch bars ``BAR_SETTLE_S`` after the current minute ends on the engine's clock
+        (armed anew each minute, so it never drifts from the minute)."""
+        now = self.ctx.clock.now()
+        due = now.replace(second=0, microsecond=0) + timedelta(seconds=BAR_SETTLE_S)
+        if due <= now:
+            due += timedelta(minutes=1)
+        ref, tracker = self.actor_ref, self.ctx.tracker
+        self.ctx.clock.call_at(due, lambda: tracker.tell(ref, FetchBars(minute=True)))
 
     def _poll(self) -> None:
         if self.source is None or not self.subscribers:
@@ -125,28 +168,45 @@ class QuoteFanOut(TrackedActor):
             for chunk in chunks(symbols, self._batch):
                 self.ctx.metrics.inc("quote_requests")
                 quotes.extend(self.source.latest_quotes(chunk).values())
-            bars = self._fetch_bars()
+            bars = {} if self._on_the_minute else self._fetch_bars()
         except Exception as exc:  # a data outage: count it, keep polling
-            self.consecutive_errors += 1
-            self.ctx.metrics.inc("data_errors")
-            self.ctx.log.event(
-                "market_data_failed",
-                cycle=self.cycle,
-                error=repr(exc),
-                in_a_row=self.consecutive_errors,
-            )
-            if self.consecutive_errors == self.ctx.config.engine.max_consecutive_errors:
-                self.ctx.metrics.inc("data_breaker_trips")
-                self.ctx.log.event("data_outage", cycle=self.cycle)
+            self._failed(exc)
             return
         if self.consecutive_errors >= self.ctx.config.engine.max_consecutive_errors:
             self.ctx.log.event("data_recovered", cycle=self.cycle, after=self.consecutive_errors)
         self.consecutive_errors = 0
         self.ctx.metrics.inc("cycles")
         self._deliver(quotes, received)
+        self._send_bars(bars)
+
+    def _failed(self, exc: Exception) -> None:
+        self.consecutive_errors += 1
+        self.ctx.metrics.inc("data_errors")
+        self.ctx.log.event(
+            "market_data_failed",
+            cycle=self.cycle,
+            error=repr(exc),
+            in_a_row=self.consecutive_errors,
+        )
+        if self.consecutive_errors == self.ctx.config.engine.max_consecutive_errors:
+            self.ctx.metrics.inc("data_breaker_trips")
+            self.ctx.log.event("data_outage", cycle=self.cycle)
+
+    def _send_bars(self, bars: dict[str, list[Bar]]) -> None:
         for symbol, new in bars.items():
             for ref, _ in self.subscribers.get(symbol, []):
                 self.tell(ref, BarsUpdate(tuple(new)))
+
+    def _bars(self, symbols: list[str]) -> None:
+        """Fetch and send the bars of ``symbols`` now (a minute completed, or new symbols)."""
+        if not symbols or self.source is None:
+            return
+        try:
+            bars = self._bars_of(symbols)
+        except Exception as exc:  # a data outage: the next minute asks again
+            self._failed(exc)
+            return
+        self._send_bars(bars)
 
     def _deliver(self, quotes: Any, received: float) -> None:
         # the hot loop of a fan-out: names bound once, one tell per actor to wake
@@ -176,9 +236,15 @@ class QuoteFanOut(TrackedActor):
         if minute == self._bars_minute:
             return {}  # a 1-minute bar completes once a minute: ask once a minute
         self._bars_minute = minute
-        limit = max(self.bars_needed.values())
+        return self._bars_of(sorted(self.bars_needed))
+
+    def _bars_of(self, symbols: list[str]) -> dict[str, list[Bar]]:
+        """The bars of ``symbols`` newer than those already sent (batched requests)."""
+        self._bars_new.difference_update(symbols)
+        limit = max(self.bars_needed[s] for s in symbols)
         fresh: dict[str, list[Bar]] = {}
-        for chunk in chunks(sorted(self.bars_needed), self._batch):
+        for chunk in chunks(symbols, self._batch):
+            self.ctx.metrics.inc("bar_requests")
             for symbol, bars in self.source.minute_bars(chunk, limit).items():
                 last = self._last_bar.get(symbol)
                 new = [b for b in bars if last is None or b.time > last]

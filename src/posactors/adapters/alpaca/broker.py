@@ -284,6 +284,7 @@ class AlpacaBroker:
         """Read "now" from the engine's clock (the broker's own, under ``run``): update
         times and the opening time of a position with no order history come from it."""
         self._now = now
+        self.feed.use_clock(now)
 
     def account_equity(self) -> Decimal:
         """The account's equity, for the portfolio kill switch."""

@@ -160,6 +160,11 @@ class AlpacaMarketData:
             params["feed"] = self.settings.data_feed
         return params
 
+    def use_clock(self, now: Clock) -> None:
+        """Read "now" from the engine's clock (the broker's own, under ``run``): the bars'
+        time window and which bar is completed follow it, never the machine's clock."""
+        self._now = now
+
     def close(self) -> None:
         """Stop the quote stream, if any, and release connections. Idempotent."""
         if self.stream is not None:

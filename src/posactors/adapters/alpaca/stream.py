@@ -93,6 +93,7 @@ class TradeUpdateFeed:
         self._delivered: OrderedDict[str, tuple[OrderStatus, Decimal]] = OrderedDict()
         self._working: set[str] = set()
         self._last_event = time.monotonic()
+        self._now: Callable[[], datetime] = _now
         tasks = [self._poll_loop] if self._stream is None else [self._run_stream, self._poll_loop]
         self._thread = LoopThread("alpaca-trade-updates", tasks, self._close_stream)
         self.counts: Counter[str] = Counter()
@@ -106,6 +107,10 @@ class TradeUpdateFeed:
     def running(self) -> bool:
         """Whether the feed's thread runs (from the first callback until :meth:`close`)."""
         return self._thread.running
+
+    def use_clock(self, now: Callable[[], datetime]) -> None:
+        """Stamp an update that carries no time with the engine's clock."""
+        self._now = now
 
     def add(self, callback: Callback) -> None:
         """Register ``callback``; the first one starts the feed's thread."""
@@ -141,7 +146,7 @@ class TradeUpdateFeed:
         try:
             data = parse.mapping(message, "trade update").get("data")
             data = parse.mapping(data, "trade update data")
-            when = parse.optional_timestamp(data.get("timestamp"), "timestamp") or _now()
+            when = parse.optional_timestamp(data.get("timestamp"), "timestamp") or self._now()
             update = parse.order_update(data.get("order"), when)
         except parse.BadRecord as err:
             self.counts["bad_stream_messages"] += 1
