@@ -5,7 +5,9 @@ Polls batched quotes (``batch_size`` symbols a request) every
 only when its own symbol's quote changed. Delivery is coalesced through each
 actor's :class:`~posactors.runtime.position.QuoteSlot`: an actor that is busy
 reads only the newest quote, never a backlog. Symbols whose quotes are older
-than ``stale_after_s`` are counted and listed.
+than ``stale_after_s`` are counted and listed. In real time a symbol that
+subscribes gets its quote at once (one request for all the symbols that
+subscribed since), not at the next poll, a minute away with 60 s polling.
 
 1-minute bars are fetched only for positions whose policy has a volume rule: in
 real time as soon as a minute completes on the engine's clock (a timer at each
@@ -54,10 +56,13 @@ class Poll:
 
 @dataclass(frozen=True, slots=True)
 class FetchBars:
-    """Fetch 1-minute bars: for every symbol with a volume rule (``minute``: a minute
-    completed; the next one is armed) or only for those subscribed since the last fetch."""
+    """A minute completed: fetch every volume rule's 1-minute bars; arm the next minute."""
 
-    minute: bool = False
+
+@dataclass(frozen=True, slots=True)
+class FetchNew:
+    """Fetch for the symbols subscribed since the last fetch: their bars, and in real
+    time their quotes."""
 
 
 BAR_SETTLE_S = 1.0  # a minute's bar is asked for this long after the minute ends
@@ -92,8 +97,9 @@ class QuoteFanOut(TrackedActor):
         self.consecutive_errors = 0
         self.cycle = 0
         self._bars_minute: datetime | None = None
+        self._new: set[str] = set()  # subscribed since the last FetchNew
         self._bars_new: set[str] = set()  # subscribed since the last bar fetch
-        self._on_the_minute = False  # real time: bars on a timer at each minute's end
+        self._real_time = False  # polls on a timer; bars on a timer at each minute's end
         settings = ctx.config.market_data
         self._batch = settings.batch_size
         self._interval = float(settings.poll_interval_s)
@@ -104,8 +110,8 @@ class QuoteFanOut(TrackedActor):
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, Poll):
-            if message.reschedule and not self._on_the_minute:
-                self._on_the_minute = True
+            if message.reschedule and not self._real_time:
+                self._real_time = True
                 self._arm_minute()
             try:
                 self._poll()
@@ -114,10 +120,11 @@ class QuoteFanOut(TrackedActor):
                     self._schedule()
         elif isinstance(message, FetchBars):
             try:
-                self._bars(sorted(self.bars_needed if message.minute else self._bars_new))
+                self._bars(sorted(self.bars_needed))
             finally:
-                if message.minute:
-                    self._arm_minute()
+                self._arm_minute()
+        elif isinstance(message, FetchNew):
+            self._fetch_new()
         elif isinstance(message, PushQuotes):
             self._deliver(message.quotes, time.monotonic())
         elif isinstance(message, Subscribe):
@@ -125,10 +132,11 @@ class QuoteFanOut(TrackedActor):
             if message.bars_needed:
                 self.bars_needed[message.symbol] = message.bars_needed
                 self._last_bar.pop(message.symbol, None)  # its latest bars, at once
-                if not self._bars_new:
-                    self.tell(self.actor_ref, FetchBars())
                 self._bars_new.add(message.symbol)
             self._last.pop(message.symbol, None)  # a new subscriber gets the next quote
+            if not self._new:
+                self.tell(self.actor_ref, FetchNew())
+            self._new.add(message.symbol)
         elif isinstance(message, Unsubscribe):
             subs = [s for s in self.subscribers.get(message.symbol, []) if s[0] != message.ref]
             if subs:
@@ -137,6 +145,7 @@ class QuoteFanOut(TrackedActor):
                 self.subscribers.pop(message.symbol, None)
                 self.bars_needed.pop(message.symbol, None)
                 self._bars_new.discard(message.symbol)
+                self._new.discard(message.symbol)
                 self._last.pop(message.symbol, None)
         elif message == "stats":
             return {"symbols": len(self.subscribers), "stale": sorted(self.stale)}
@@ -155,7 +164,25 @@ class QuoteFanOut(TrackedActor):
         if due <= now:
             due += timedelta(minutes=1)
         ref, tracker = self.actor_ref, self.ctx.tracker
-        self.ctx.clock.call_at(due, lambda: tracker.tell(ref, FetchBars(minute=True)))
+        self.ctx.clock.call_at(due, lambda: tracker.tell(ref, FetchBars()))
+
+    def _fetch_new(self) -> None:
+        """Quotes (real time) and bars for the symbols subscribed since the last time."""
+        symbols, self._new = sorted(self._new), set()
+        if self.source is None or not symbols:
+            return
+        if self._real_time:  # in virtual time the next step polls them
+            received = time.monotonic()
+            try:
+                quotes: list[Quote] = []
+                for chunk in chunks(symbols, self._batch):
+                    self.ctx.metrics.inc("quote_requests")
+                    quotes.extend(self.source.latest_quotes(chunk).values())
+            except Exception as exc:  # a data outage: the next poll asks again
+                self._failed(exc)
+            else:
+                self._deliver(quotes, received)
+        self._bars(sorted(self._bars_new))
 
     def _poll(self) -> None:
         if self.source is None or not self.subscribers:
@@ -168,7 +195,7 @@ class QuoteFanOut(TrackedActor):
             for chunk in chunks(symbols, self._batch):
                 self.ctx.metrics.inc("quote_requests")
                 quotes.extend(self.source.latest_quotes(chunk).values())
-            bars = {} if self._on_the_minute else self._fetch_bars()
+            bars = {} if self._real_time else self._fetch_bars()
         except Exception as exc:  # a data outage: count it, keep polling
             self._failed(exc)
             return
