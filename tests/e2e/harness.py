@@ -168,6 +168,10 @@ class Service:
                 found.append(event)
         return found
 
+    def running_since(self) -> datetime:
+        """When (on the broker's clock) the latest start said ``service_running``."""
+        return datetime.fromisoformat(self.events("service_running")[-1]["ts"])
+
     def store(self) -> StateStore:
         return StateStore(self.state_dir, readonly=True)
 

@@ -94,7 +94,7 @@ def test_a_resubmission_due_while_the_engine_was_down_goes_at_the_start(server, 
 
 def test_an_exit_waiting_for_the_open_goes_at_the_open_the_broker_announced(server, tmp_path):
     server.set_sessions([session(ny(2024, 3, 12)), session(ny(2024, 3, 13))])
-    server.set_clock(ny(2024, 3, 13, 9, 29, 56), is_open=False)
+    server.set_clock(ny(2024, 3, 13, 9, 29, 50), is_open=False)
     server.set_position("CAT", 10, "100")
     server.set_price("CAT", "90")  # past the stop, the market closed: the exit waits
     with service_engine(server, tmp_path, preset("catalyst", **FAST)) as engine:

@@ -28,13 +28,15 @@ def sells(server) -> list[dict]:
 
 def test_pennyhunter_tier1_before_the_close_and_tier2_on_a_spike_the_next_day(server, tmp_path):
     server.set_sessions([session(DAY1), session(DAY2)])
-    server.set_clock(DAY1.replace(hour=15, minute=49, second=52), is_open=True)
+    # 15 s before the window: the service's start-up (1-3 s; more on a loaded machine)
+    server.set_clock(DAY1.replace(hour=15, minute=49, second=45), is_open=True)
     server.set_position("PNY", 1000, "0.5000")
     server.set_price("PNY", "0.5251")  # +5.02%: tier1's gain, before its window
     with service(server, tmp_path, CONFIG) as svc:
         svc.start()
-        [tier1] = wait_for(lambda: sells(server), timeout=20)
         window = DAY1.replace(hour=15, minute=50)
+        assert svc.running_since() < window  # up before the window opens
+        [tier1] = wait_for(lambda: sells(server), timeout=25)
         assert window <= at(tier1) < window.replace(second=5), at(tier1)  # at its start
         assert D(tier1["qty"]) == 500 and tier1["type"] == "market"
         wait_for(lambda: server.order(tier1["client_order_id"])["status"] == "filled")

@@ -29,8 +29,12 @@ def live_stop(server, symbol: str) -> D | None:
 
 
 def approval_for(svc, symbol: str) -> str | None:
-    found = [e["approval"] for e in svc.events("approval_requested")]
-    return next((a for a in found if a.startswith(f"{symbol}-")), None)
+    """The approval the symbol's position waits for, once it is in the state (where
+    ``posactors approve`` looks for it), as a person would see it with ``inspect``."""
+    for state in svc.snapshots().values():
+        if state.symbol == symbol and state.approval and not state.approval.approved:
+            return state.approval.approval_id
+    return None
 
 
 def test_sentinel_broker_stop_staircase_approvals_and_a_fall_while_down(server, tmp_path):
@@ -61,6 +65,7 @@ def test_sentinel_broker_stop_staircase_approvals_and_a_fall_while_down(server, 
         # DWN asks too; then the service is killed, and nobody approves until it is down
         server.set_price("DWN", "116.5")
         approval = wait_for(lambda: approval_for(svc, "DWN"))
+        wait_for(lambda: live_stop(server, "DWN") == D(108))  # raised at +16.5% too
         svc.kill()
         server.set_price("STR", "107.5")  # through STR's broker stop (108) while down
         assert server.book.positions.get("STR") is None
@@ -82,6 +87,8 @@ def test_sentinel_broker_stop_staircase_approvals_and_a_fall_while_down(server, 
             (92, "replaced"),
             (108, "canceled"),
         ]
+    created = [o for o in server.orders if not o["replaces"]]  # by POST, not by PATCH
+    assert server.count("POST", "/v2/orders") == len(created)  # none refused (40310000)
     reasons = {h["symbol"]: h["exit_reasons"] for h in svc.history()}
     assert reasons == {"STR": ["staircase"], "APR": ["take_profit"], "DWN": ["take_profit"]}
     with svc.store() as store:

@@ -139,9 +139,10 @@ class BrokerSessionCalendar:
         return self._calendar.is_regular_hours(ts) if is_open is None else is_open
 
     def next_open(self, ts: datetime) -> datetime:
-        """The calendar's next open; but while the broker keeps closed a session the
-        calendar has open (a late open, an unplanned early close or halt) the open is
-        unknown: look again in ``RECHECK_S``, so a waiting exit goes soon after it opens."""
+        """The broker's announced next open while it says closed, else the calendar's;
+        but while the broker keeps closed a session the calendar has open (a late open,
+        an unplanned early close or halt) the open is unknown: look again in
+        ``RECHECK_S``, so a waiting exit goes soon after it opens."""
         following = self._calendar.next_open(ts)  # ts itself at the calendar's open
         says = self._broker_says(ts)
         announced = getattr(self._clock, "announced_open", lambda: None)()
