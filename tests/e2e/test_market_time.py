@@ -62,7 +62,7 @@ def test_bars_are_fetched_as_soon_as_a_minute_completes(server, tmp_path):
     server.set_price("BBB", "1.09")
     server.script_bars("BBB", ny(2024, 3, 12, 9, 30), [1000] * 30 + [5000])  # 10:00: spike
     with service_engine(server, tmp_path, spike_config()):
-        [sell] = wait_for(lambda: sells(server, "BBB"), timeout=10)
+        [sell] = wait_for(lambda: sells(server, "BBB"), timeout=15)
         requests = server.count("GET", "/v2/stocks/bars")
     sent = at(sell)
     assert ny(2024, 3, 12, 10, 1) <= sent < ny(2024, 3, 12, 10, 1, 5), sent  # 1 s (+ load)
@@ -82,7 +82,7 @@ def test_a_resubmission_due_while_the_engine_was_down_goes_at_the_start(server, 
     server.set_partial_fills(0)  # no more buyers for now
     server.set_clock(server.now() + minutes(5), is_open=True)  # down past the resubmit time
     with service_engine(server, tmp_path, config):
-        second = wait_for(lambda: orders(server, "FLC")[1:], timeout=5)[0]
+        second = wait_for(lambda: orders(server, "FLC")[1:], timeout=15)[0]
         server.set_partial_fills(None)
         server.set_price("FLC", "98.8")
         wait_for(lambda: server.order(second["client_order_id"])["status"] == "filled")
@@ -100,7 +100,7 @@ def test_an_exit_waiting_for_the_open_goes_at_the_open_the_broker_announced(serv
     with service_engine(server, tmp_path, preset("catalyst", **FAST)) as engine:
         wait_for(lambda: any(s.deferred for s in engine.positions().values()))
         assert orders(server) == []
-        [sell] = wait_for(lambda: orders(server, "CAT"), timeout=10)
+        [sell] = wait_for(lambda: orders(server, "CAT"), timeout=20)
     opened = ny(2024, 3, 13, 9, 30)
     # the announced open, not the broker clock's next poll (30 s) nor a recheck (15 s)
     assert opened <= at(sell) < opened + timedelta(seconds=5), at(sell)
