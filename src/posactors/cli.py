@@ -162,6 +162,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     _warn(warnings)
     if args.dry_run:
         config = config.model_copy(update={"dry_run": True})
+    if args.live:
+        config = config.model_copy(update={"live": True})
     state_dir = usable_state_dir(args.state or str(config.state.path), create=False)
     if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
         raise InputError(f"--metrics-port {args.metrics_port}: expected a port, 1-65535")
@@ -224,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", required=True, metavar="FILE")
     run.add_argument("--state", metavar="DIR", help="state directory (default: state.path)")
     run.add_argument("--dry-run", action="store_true", help="decide and journal, send nothing")
+    run.add_argument(
+        "--live", action="store_true", help="required against Alpaca's live trading endpoint"
+    )
     run.add_argument(
         "--metrics-port",
         type=int,
