@@ -170,3 +170,16 @@ def test_an_empty_legacy_state_is_anyones(tmp_path):
     StateStore(state).close()
     assert not claim_state(state, simulator_identity(1)).adopted
     assert identity(state) == simulator_identity(1)
+
+
+def test_an_account_without_an_id_stops_run_before_the_state_is_touched(server, tmp_path):
+    server.respond_next("GET", "/v2/account", 200, {"equity": "1000", "status": "ACTIVE"})
+    proc = start(server, tmp_path)
+    try:
+        assert proc.wait(timeout=60) == 1
+    finally:
+        proc.kill()
+    log = events(tmp_path)
+    assert "cannot read the account at the broker" in log and "account_number" in log
+    assert "Traceback" not in log
+    assert not (tmp_path / "state").exists() and server.orders == []
