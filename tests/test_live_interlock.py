@@ -15,7 +15,7 @@ import pytest
 from alpaca.trading.client import TradingClient
 
 from posactors.cli import main
-from posactors.preflight import is_live_endpoint
+from posactors.service_start import is_live_endpoint
 
 LIVE = "https://api.alpaca.markets"
 CONFIG = "exits:\n  stop_loss: {pct: 5}\nbroker: {request_timeout_s: 0.5}\n"

@@ -18,9 +18,9 @@ from posactors.calendar import xnys
 from posactors.errors import InputError
 from posactors.log import EventLog
 from posactors.policy import Config
-from posactors.preflight import check_live_consent, preflight
 from posactors.runtime.broker_clock import BrokerClock, BrokerSessionCalendar
 from posactors.runtime.engine import Engine, tune_process
+from posactors.service_start import check_live_consent, preflight
 from posactors.store import StoreError
 
 EXIT_OK, EXIT_FAILURE = 0, 1
