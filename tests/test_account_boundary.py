@@ -11,6 +11,7 @@ import pytest
 
 from alpaca_engine_support import D, engine_for, live_stops, orders, session_server, stop, wait_for
 from alpaca_server import AlpacaServer
+from posactors.inspect_state import collect, render_text
 from posactors.model import is_own_order
 from posactors.store import StateStore
 
@@ -115,6 +116,8 @@ def test_a_position_out_of_scope_is_never_touched(server, tmp_path):
     assert status["scope"] == {"in": 1, "out": 1, "out_symbols": ["VTI"]}
     with StateStore(tmp_path / "state", readonly=True) as store:
         assert store.meta()["scope"]["out_symbols"] == ["VTI"]
+    text = render_text(*collect(tmp_path / "state"))
+    assert "out of scope (never touched): VTI" in text
 
 
 def test_a_foreign_limit_sell_leaves_a_stop_for_the_rest(server, tmp_path):
