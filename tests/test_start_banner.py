@@ -33,11 +33,11 @@ def pos(symbol: str, qty: int = 100, side: Side = Side.LONG) -> Position:
     return Position(symbol, side, Decimal(qty), Decimal(100), T0)
 
 
-def stop(symbol: str, client_order_id: str) -> tuple[OrderRequest, OrderUpdate]:
+def stop(symbol: str, client_order_id: str, qty: int = 100) -> tuple[OrderRequest, OrderUpdate]:
     request = OrderRequest(
         symbol,
         OrderSide.SELL,
-        Decimal(100),
+        Decimal(qty),
         OrderType.STOP,
         "gtc",
         client_order_id,
@@ -53,22 +53,24 @@ def config(**fields) -> Config:
 
 
 def test_counts_scope_and_the_broker_stops_still_to_place():
-    positions = [pos("AAPL"), pos("MSFT"), pos("NVDA", side=Side.SHORT), pos("TSLA"), pos("GOOG")]
+    positions = [pos("AAPL"), pos("MSFT"), pos("AMD"), pos("NVDA", side=Side.SHORT)]
+    positions += [pos("TSLA"), pos("GOOG")]
     own = protective_order_id(pos("AAPL").position_id, 1)
-    open_orders = [stop("AAPL", own), stop("MSFT", "my-manual-stop"), stop("TSLA", "x")]
+    open_orders = [stop("AAPL", own), stop("MSFT", "my-manual-stop", 50), stop("TSLA", "x")]
+    open_orders += [stop("AMD", "manual-1", 60), stop("AMD", "manual-2", 40)]
     cfg = config(
         scope={"exclude": ["TSLA", "G*"]},
         overrides={"NVDA": {"stop_loss": {"pct": 5, "on_broker": False}}},
     )
     banner = start_banner(ACCOUNT, positions, open_orders, cfg, live=False)
     # AAPL has our stop; NVDA keeps none at the broker; TSLA and GOOG are out of scope;
-    # MSFT's manual stop is not ours
-    assert (banner.in_scope, banner.out_of_scope, banner.stops_to_place) == (3, 2, 1)
+    # MSFT's manual stop is not ours and leaves 50 shares; others' orders hold all of AMD
+    assert (banner.in_scope, banner.out_of_scope, banner.stops_to_place) == (4, 2, 1)
     assert banner.out_of_scope_symbols == ("GOOG", "TSLA")
     assert banner.mode == "PAPER"
     lines = banner.text().splitlines()
     assert lines[0] == "posactors: PAPER trading, account PA0000000001, equity $35,150.50"
-    assert lines[1] == "  positions: 3 in scope, 2 out of scope (GOOG, TSLA: never touched)"
+    assert lines[1] == "  positions: 4 in scope, 2 out of scope (GOOG, TSLA: never touched)"
     assert lines[2] == "  broker stops: about to place 1 (in-scope positions without one)"
     assert banner.fields()["account_number"] == "PA0000000001"
 

@@ -4,7 +4,8 @@
 broker listed them just now) and the config, it says the account, the mode (PAPER,
 LIVE, DRY RUN), the equity, the positions in and out of ``scope``, and how many broker
 stops the engine is about to place (in-scope positions whose policy keeps a stop at
-the broker, ``stop_loss.on_broker``, and that have no live stop of ours there).
+the broker, ``stop_loss.on_broker``, that have no live stop of ours there and some
+shares that others' open exit orders do not hold).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from posactors.model import OrderRequest, OrderUpdate, Position, is_own_stop
 from posactors.policy import Config
+from posactors.rules.boundary import AccountView
 
 OUT_OF_SCOPE_SHOWN = 5  # out-of-scope symbols named; the rest are counted
 
@@ -72,11 +74,14 @@ def start_banner(
     inside = [p for p in positions if config.scope.covers(p.symbol)]
     outside = sorted({p.symbol for p in positions} - {p.symbol for p in inside})
     stopped = {req.symbol for req, _ in open_orders if is_own_stop(req.client_order_id)}
+    view = AccountView.listed(positions, open_orders)
     to_place = 0
     for position in inside:
         stop_loss = config.policy_for(position.symbol).stop_loss
-        if stop_loss is not None and stop_loss.on_broker and position.symbol not in stopped:
-            to_place += 1
+        if stop_loss is None or not stop_loss.on_broker or position.symbol in stopped:
+            continue
+        if position.qty > view.foreign_held(position.symbol, position.side):
+            to_place += 1  # others' orders holding every share leave no room for a stop
     equity = account.get("equity")
     return Banner(
         account_number=str(account.get("number")),
