@@ -116,13 +116,14 @@ def claim_state(state_dir: Path, asked: dict[str, Any]) -> Claim:
         if asked["kind"] != "account":
             raise InputError(
                 f"--state {state_dir}: this state belongs to an account (written by "
-                f"`posactors run`), not to {describe(asked)}; use another --state directory"
+                f"`posactors run`), not to {describe(asked)}; nothing was written "
+                "(use another --state directory)"
             )
         adopted = True
     elif recorded is not None and not _matches(recorded, asked):
         raise InputError(
             f"--state {state_dir}: this state belongs to {describe(recorded)}, not to "
-            f"{describe(asked)}; use the --state directory of {describe(asked)} or a new one"
+            f"{describe(asked)}; nothing was written (use another --state directory)"
         )
     if recorded != asked:
         with StateStore(state_dir) as store:
