@@ -15,13 +15,11 @@ import time
 from pathlib import Path
 
 from posactors.calendar import xnys
-from posactors.errors import InputError
 from posactors.log import EventLog
 from posactors.policy import Config
 from posactors.runtime.broker_clock import BrokerClock, BrokerSessionCalendar
 from posactors.runtime.engine import Engine, tune_process
 from posactors.service_start import check_live_consent, preflight
-from posactors.store import StoreError
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 
@@ -30,9 +28,9 @@ def run_service(
     config: Config, state_dir: Path, live: bool = False, metrics_port: int | None = None
 ) -> int:
     """Run until a signal; 0 after a clean stop, 1 if the engine failed underneath."""
-    from posactors.adapters.alpaca import from_env, settings_from_env
+    from posactors.adapters.alpaca import from_env
 
-    trading_live = check_live_consent(settings_from_env(config).base_url, config)  # no request
+    trading_live = check_live_consent(config)  # before any request: --live for live trading
     broker, market_data = from_env(config)  # InputError (exit 2) before anything starts
     log = EventLog(stream=sys.stderr.buffer)
     try:
@@ -45,27 +43,22 @@ def run_service(
         broker.close()
         return EXIT_FAILURE
     log = EventLog(stream=sys.stderr.buffer, now=clock.now)
-    try:  # read-only: the account, its positions and orders; the state claimed; the banner
-        account = preflight(broker, config, state_dir, log, live=trading_live)
-    except Exception as exc:
-        clock.close()
-        _close(broker, market_data)
-        if isinstance(exc, (InputError, StoreError)):
-            raise
-        log.event("broker_unreachable", error=repr(exc))
-        print(f"error: cannot read the account at the broker: {exc}", file=sys.stderr)
+    # read-only: the account, its positions and orders; the state claimed; the banner
+    opened = (clock, market_data)
+    account = preflight(broker, config, state_dir, log, live=trading_live, opened=opened)
+    if account is None:  # the broker could not be read: said, and all closed
         return EXIT_FAILURE
     calendar = BrokerSessionCalendar(xnys(), clock)
     engine = Engine(
         config, broker, market_data, state_dir=state_dir, clock=clock, calendar=calendar, log=log
     )
-    engine.account = account
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     status = EXIT_OK
     switch_interval = tune_process()  # this process is the service's: see tune_process
     try:
+        engine.account = account  # the mode (PAPER / LIVE) and the account in status()
         engine.start()
         if metrics_port is not None:
             from posactors.metrics_http import serve_metrics
@@ -86,17 +79,13 @@ def run_service(
             table.close()
     finally:
         engine.stop()
-        _close(broker, market_data)
+        broker.close()
+        close = getattr(market_data, "close", None)
+        if close is not None:
+            close()
         log.event("service_stopped", status=status)
         sys.setswitchinterval(switch_interval)
     return status
-
-
-def _close(broker, market_data) -> None:
-    broker.close()
-    close = getattr(market_data, "close", None)
-    if close is not None:
-        close()
 
 
 class _StatusTable:

@@ -31,7 +31,6 @@ from posactors.policy import Config
 from posactors.runtime.clock import VirtualClock
 from posactors.runtime.engine import Engine
 from posactors.runtime.messages import ExitEvent
-from posactors.state_identity import claim_state, simulator_identity
 from posactors.store import StateStore
 
 DEFAULT_START = datetime(2024, 3, 11, 9, 30, tzinfo=ZoneInfo("America/New_York"))
@@ -104,6 +103,8 @@ def run_simulation(config: Config, options: SimulateOptions, live: bool = False)
 
 
 def _run(config: Config, options: SimulateOptions, state_dir: Path, live: bool) -> dict:
+    from posactors.state_identity import claim_state, simulator_identity
+
     claim_state(state_dir, simulator_identity(options.seed))  # an account's state is refused
     fresh = not (state_dir / "sim").exists()
     try:
