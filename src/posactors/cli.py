@@ -185,8 +185,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"summary": summary})
     else:
-        for key, value in summary.items():
-            print(f"{key:24} {fmt(value) if not isinstance(value, dict) else value}")
+        from posactors.simulate_report import render_text
+
+        print(render_text(summary, args.state or "a temporary folder"))
     return EXIT_OK
 
 
@@ -243,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1800.0,
         metavar="S",
-        help="virtual seconds to run (default 1800)",
+        help="virtual seconds to run this time (default 1800); on an existing --state the "
+        "account continues from its own clock",
     )
     sim.add_argument("--seed", type=int, default=0, metavar="K")
     sim.add_argument("--config", metavar="FILE")
