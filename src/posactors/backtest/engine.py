@@ -18,7 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -48,6 +48,16 @@ class Settings:
     commission_per_order: Decimal = ZERO
     commission_per_share: Decimal = ZERO
     approvals: Approvals = "grant"
+    notional: Decimal | None = None  # --capital x --position-pct: money per position
+
+
+def sized_qty(qty: Decimal, price: Decimal, notional: Decimal | None) -> Decimal:
+    """The entry's signed quantity, or with ``notional`` as many whole shares as it buys at
+    ``price`` (at least one: a share dearer than the notional is still bought, and counted)."""
+    if notional is None:
+        return qty
+    shares = max(Decimal(1), (notional / price).to_integral_value(rounding="ROUND_FLOOR"))
+    return shares if qty > 0 else -shares
 
 
 @dataclass(slots=True)
@@ -169,7 +179,8 @@ def _open(
 ) -> _Live:
     side = Side.LONG if entry.qty > 0 else Side.SHORT
     price = entry.price if entry.price is not None else bar.open
-    position = Position(entry.symbol, side, abs(entry.qty), price, entry.time)
+    qty = abs(sized_qty(entry.qty, price, settings.notional))
+    position = Position(entry.symbol, side, qty, price, entry.time)
     trader = PaperTrader(
         open_position(position),
         config.policy_for(entry.symbol),
@@ -273,12 +284,17 @@ def _init_spawned(job: Job) -> None:
     _JOB = job
 
 
-def run_job(job: Job, workers: int = 2) -> list[list[Outcome]]:
-    """Outcomes per symbol (sorted) and per policy; ``workers > 1`` uses processes."""
+def run_job(
+    job: Job, workers: int = 2, progress: Callable[[int, int], None] | None = None
+) -> list[list[Outcome]]:
+    """Outcomes per symbol (sorted) and per policy; ``workers > 1`` uses processes.
+
+    ``progress(done, total)`` is called after each symbol, in this thread (it must not
+    start a thread: the workers are forked)."""
     global _JOB
     symbols = sorted(set(job.entries) & set(job.bars))
     if workers <= 1 or len(symbols) < 2:
-        return [job.run_symbol(s) for s in symbols]
+        return _counted((job.run_symbol(s) for s in symbols), len(symbols), progress)
     chunk = max(1, min(8, len(symbols) // (workers * 8)))
     # fork shares the bars for free, but is only safe while this process has one thread
     # (a lock held by another thread would stay locked forever in the child).
@@ -286,8 +302,19 @@ def run_job(job: Job, workers: int = 2) -> list[list[Outcome]]:
         _JOB = job
         try:
             with multiprocessing.get_context("fork").Pool(workers) as pool:
-                return list(pool.imap(_run_forked, symbols, chunk))
+                return _counted(pool.imap(_run_forked, symbols, chunk), len(symbols), progress)
         finally:
             _JOB = None
     with multiprocessing.get_context("spawn").Pool(workers, _init_spawned, (job,)) as pool:
-        return list(pool.imap(_run_forked, symbols, chunk))
+        return _counted(pool.imap(_run_forked, symbols, chunk), len(symbols), progress)
+
+
+def _counted(
+    results: Iterable[list[Outcome]], total: int, progress: Callable[[int, int], None] | None
+) -> list[list[Outcome]]:
+    out = []
+    for result in results:
+        out.append(result)
+        if progress is not None:
+            progress(len(out), total)
+    return out
