@@ -69,7 +69,7 @@ def plot(path: Path, result: BacktestResult) -> None:
                        linewidth=1.2, label=label)  # fmt: skip
         dd_ax.plot(times, _drawdown(pnl, capital), color="black", linestyle="--", linewidth=1)
     unit = "% of capital" if capital else "$"
-    money = FuncFormatter(lambda v, _: f"{v:+.0f}%" if capital else f"{v:,.0f}")
+    money = FuncFormatter(lambda v, _: f"{v:+g}%" if capital else f"{v:,.0f}")
     equity_ax.axhline(0, color="grey", linewidth=0.6)
     equity_ax.set_title(
         f"Cumulative realized P&L by exit policy ({unit}); {result.sizing()}", fontsize=10
