@@ -9,14 +9,44 @@ import os
 import subprocess
 import sys
 from decimal import ROUND_FLOOR, Decimal
+from pathlib import Path
 
 import pytest
 
 from posactors.backtest.bars import read_bars
 from posactors.calendar import xnys
-from test_backtest_cli import CONFIG, _run, data  # noqa: F401  (data: a fixture)
+from test_backtest_cli import CONFIG, _run, _walk_rows, data  # noqa: F401  (data: a fixture)
+from test_backtest_support import write_bars
 
 CAPITAL = ["--capital", "100000", "--position-pct", "10"]
+
+
+@pytest.fixture
+def liquid(tmp_path) -> Path:
+    """Like ``data`` but with millions of shares a day: the money decides the size."""
+    lines = ["symbol,date,open,high,low,close,volume\n"]
+    for seed, symbol in enumerate(("AAA", "BBB")):
+        rows = [(*row, 5_000_000) for row in _walk_rows(seed)]
+        part = write_bars(tmp_path / f"{symbol}.csv", rows, symbol)
+        lines += part.read_text().splitlines(keepends=True)[1:]
+    path = tmp_path / "liquid.csv"
+    path.write_text("".join(lines))
+    return path
+
+
+def test_capital_buys_what_the_money_buys_when_the_volume_allows(liquid, tmp_path, capsys):
+    trades = tmp_path / "t.csv"
+    status, _, err = _run(
+        capsys, "--config", str(CONFIG / "catalyst.yaml"), "--data", str(liquid), *CAPITAL,
+        "--trades", str(trades),
+    )  # fmt: skip
+    assert status == 0, err
+    rows = list(csv.DictReader(trades.open()))
+    assert rows
+    for r in rows:
+        qty, price = Decimal(r["qty"]).copy_abs(), Decimal(r["entry_price"])
+        assert qty == (Decimal(10000) / price).to_integral_value(rounding=ROUND_FLOOR)
+        assert qty * price <= 10000 < (qty + 1) * price
 
 
 def test_capital_sizes_each_entry_by_money(data, tmp_path, capsys):  # noqa: F811
@@ -29,11 +59,14 @@ def test_capital_sizes_each_entry_by_money(data, tmp_path, capsys):  # noqa: F81
     s = json.loads(out)["summary"]
     assert s["run"]["capital"] == 100000 and s["run"]["position_notional"] == 10000
     rows = list(csv.DictReader(trades.open()))
-    full = [r for r in rows if r["reason"] != "tier"]
-    assert full
-    for r in full:
+    bars = read_bars(data, xnys()).bars
+    opens = {(s, b.open): b.volume for s, symbol_bars in bars.items() for b in symbol_bars}
+    assert rows
+    for r in rows:
         qty, price = Decimal(r["qty"]).copy_abs(), Decimal(r["entry_price"])
-        assert qty == (Decimal(10000) / price).to_integral_value(rounding=ROUND_FLOOR)
+        cap = (opens[(r["symbol"], price)] / 10).to_integral_value(rounding=ROUND_FLOOR)
+        by_money = (Decimal(10000) / price).to_integral_value(rounding=ROUND_FLOOR)
+        assert qty == max(1, min(by_money, cap))
     total = sum(Decimal(r["pnl"]) for r in rows)
     assert Decimal(str(s["total_return_pct"])) == (total / 1000).quantize(Decimal("0.01"))
     assert 0 <= s["max_drawdown_pct"] < 100 and s["peak_exposure_pct"] >= 10
@@ -71,6 +104,7 @@ def test_the_text_report_is_aligned_and_in_percent(data, capsys):  # noqa: F811
     assert status == 0
     lines = out.splitlines()
     assert lines[1].startswith("sizing: 10% of 100000 capital per entry")
+    assert "at most 10% of the day's volume" in lines[1]
     for title, n in (("total return", 3), ("max drawdown ", 3), ("win rate", 2)):
         row = next(line for line in lines if line.startswith(title))
         assert row.count("%") == n, row  # each policy (and buy and hold)
@@ -92,6 +126,7 @@ def test_buy_and_hold_splits_the_capital_over_the_symbols(data, capsys):  # noqa
     for symbol_bars in bars.values():
         first, last = symbol_bars[0], symbol_bars[-1]  # every:20d enters on the first session
         shares = (Decimal(100000) / 3 / first.open).to_integral_value(rounding=ROUND_FLOOR)
+        shares = max(1, min(shares, (first.volume / 10).to_integral_value(rounding=ROUND_FLOOR)))
         expected += shares * (last.close - first.open)
     assert abs(Decimal(str(hold["total_pnl"])) - expected) < Decimal("0.01")
     assert hold["total_return_pct"] == round(float(expected) / 1000, 2)

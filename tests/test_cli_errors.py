@@ -88,6 +88,14 @@ def test_simulate_log_into_a_missing_folder_or_onto_a_folder(tmp_path):
     assert not (tmp_path / "s").exists()  # refused before the engine made its state
 
 
+@pytest.mark.parametrize("option", ["--plot", "--trades"])
+def test_backtest_output_into_a_missing_folder_is_refused_before_the_run(tmp_path, option):
+    argv = ["backtest", "--config", str(CONFIG / "fleece.yaml")]
+    argv += ["--data", str(ROOT / "examples" / "daily_bars.csv")]
+    code, _, err = run_cli([*argv, option, str(tmp_path / "nope" / "out")])
+    assert_user_mistake(code, err, option, "does not exist")
+
+
 def test_config_check_json_prints_a_result_for_an_invalid_file_too(tmp_path):
     bad, good = tmp_path / "bad.yaml", tmp_path / "noexits.yaml"
     bad.write_text("exits:\n  stop_loss: {pct: -5}\n")

@@ -51,8 +51,8 @@ def buy_and_hold(
             bar = bars[i]
             for entry in opening.get(i, ()):
                 price = entry.price if entry.price is not None else bar.open
-                shares = float(sized_qty(entry.qty if entry.qty > 0 else -entry.qty, price,
-                                         notional))  # fmt: skip
+                long_qty = entry.qty if entry.qty > 0 else -entry.qty
+                shares = float(sized_qty(long_qty, price, notional, bar.volume))
                 qty, cost = qty + shares, cost + shares * float(price)
             now = qty * float(bar.close) - cost
             change[bar.session] += now - value

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from posactors.errors import InputError
+from posactors.preflight import writable_file
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 
@@ -180,6 +181,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     symbols = None
     if args.symbols:
         symbols = sorted({s.strip() for s in args.symbols.split(",") if s.strip()})
+    for option, value in (("--trades", args.trades), ("--plot", args.plot)):
+        if value is not None:
+            writable_file(option, value)  # found before the run, not after it
     if args.plot:
         try:
             check_plotting()

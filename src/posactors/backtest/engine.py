@@ -21,7 +21,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Literal
 
 from posactors.backtest.bars import DailyBar
@@ -51,12 +51,21 @@ class Settings:
     notional: Decimal | None = None  # --capital x --position-pct: money per position
 
 
-def sized_qty(qty: Decimal, price: Decimal, notional: Decimal | None) -> Decimal:
-    """The entry's signed quantity, or with ``notional`` as many whole shares as it buys at
-    ``price`` (at least one: a share dearer than the notional is still bought, and counted)."""
+MAX_VOLUME_SHARE = Decimal("0.1")  # money sizing buys at most 10% of the day's volume
+
+
+def sized_qty(
+    qty: Decimal, price: Decimal, notional: Decimal | None, volume: Decimal | None = None
+) -> Decimal:
+    """The entry's signed quantity; with ``notional``, as many whole shares as it buys at
+    ``price``, but at most 10% of the entry day's ``volume`` (a price on a day nothing
+    traded buys nothing real), and at least one share."""
     if notional is None:
         return qty
-    shares = max(Decimal(1), (notional / price).to_integral_value(rounding="ROUND_FLOOR"))
+    shares = (notional / price).to_integral_value(rounding=ROUND_FLOOR)
+    if volume is not None:
+        shares = min(shares, (volume * MAX_VOLUME_SHARE).to_integral_value(rounding=ROUND_FLOOR))
+    shares = max(Decimal(1), shares)
     return shares if qty > 0 else -shares
 
 
@@ -179,7 +188,7 @@ def _open(
 ) -> _Live:
     side = Side.LONG if entry.qty > 0 else Side.SHORT
     price = entry.price if entry.price is not None else bar.open
-    qty = abs(sized_qty(entry.qty, price, settings.notional))
+    qty = abs(sized_qty(entry.qty, price, settings.notional, bar.volume))
     position = Position(entry.symbol, side, qty, price, entry.time)
     trader = PaperTrader(
         open_position(position),

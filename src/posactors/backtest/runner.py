@@ -67,7 +67,7 @@ class BacktestResult:
         pct = notional / self.capital * 100
         return (
             f"{fmt(pct.normalize())}% of {fmt(self.capital)} capital per entry "
-            f"({fmt(notional)} each, whole shares)"
+            f"({fmt(notional)} each in whole shares, at most 10% of the day's volume)"
         )
 
     def data_summary(self) -> dict:
