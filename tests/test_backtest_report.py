@@ -1,5 +1,5 @@
 """backtest's report: sizing by capital, returns and drawdown in %, exits by reason with
-win rate and mean return (aligned), buy and hold, the plot, progress on a terminal only."""
+win rate and return on cost (aligned), buy and hold, the plot, progress on a terminal only."""
 
 from __future__ import annotations
 
@@ -84,16 +84,13 @@ def test_exits_by_reason_have_count_win_rate_and_mean_return(data, tmp_path, cap
     for reason, r in by_reason.items():
         mine = [t for t in rows if t["reason"] == reason]
         wins = sum(Decimal(t["pnl"]) > 0 for t in mine)
-        returns = [
-            Decimal(t["pnl"]) / (Decimal(t["entry_price"]) * Decimal(t["qty"]).copy_abs()) * 100
-            for t in mine
-        ]
+        cost = sum(Decimal(t["entry_price"]) * Decimal(t["qty"]).copy_abs() for t in mine)
         assert r["trades"] == len(mine)
         assert Decimal(str(r["win_rate"])) == (Decimal(wins) / len(mine)).quantize(
             Decimal("0.0001")
         )
-        mean = (sum(returns) / len(returns)).quantize(Decimal("0.01"))
-        assert abs(Decimal(str(r["avg_return_pct"])) - mean) <= Decimal("0.01")
+        mean = (sum(Decimal(t["pnl"]) for t in mine) / cost * 100).quantize(Decimal("0.01"))
+        assert abs(Decimal(str(r["return_on_cost_pct"])) - mean) <= Decimal("0.01")
 
 
 def test_the_text_report_is_aligned_and_in_percent(data, capsys):  # noqa: F811
@@ -105,7 +102,7 @@ def test_the_text_report_is_aligned_and_in_percent(data, capsys):  # noqa: F811
     lines = out.splitlines()
     assert lines[1].startswith("sizing: 10% of 100000 capital per entry")
     assert "at most 10% of the day's volume" in lines[1]
-    for title, n in (("total return", 3), ("max drawdown ", 3), ("win rate", 2)):
+    for title, n in (("total return", 3), ("max drawdown ", 3), ("win rate", 2), ("return on", 2)):
         row = next(line for line in lines if line.startswith(title))
         assert row.count("%") == n, row  # each policy (and buy and hold)
     start = lines.index(next(line for line in lines if line.startswith("exits by reason")))

@@ -12,7 +12,8 @@
 - Hold: exit time minus entry time, in hours and in sessions (0: same session).
 - Positions still open at the end of the data are not trades: they are counted
   as open, with unrealized P&L at their symbol's last close.
-- A trade's return: its net P&L over what its shares cost at entry, in percent.
+- Return on cost: net P&L over what the shares sold cost at entry, in percent, for a
+  group of trades together (so a one-share trade weighs as little as it earned).
 - With a capital (``--capital``): total return and max drawdown in percent of it
   (the drawdown's peak starts at the capital), and the peak exposure: the most money
   held in open positions at once, in percent of the capital (above 100: leverage).
@@ -66,20 +67,16 @@ def _ratio(num: Decimal, den: Decimal) -> Decimal | None:
     return None if den == 0 else (num / den).quantize(RATIO)
 
 
-def trade_return_pct(trade: Trade) -> Decimal:
-    """Net P&L over the entry cost of the shares sold, in percent."""
-    cost = trade.entry_price * trade.qty
-    return ZERO if cost == 0 else trade.pnl / cost * 100
-
-
 def _pct(value: Decimal) -> Decimal:
     return value.quantize(PCT)
 
 
 def _mean_return(trades: Sequence[Trade]) -> Decimal | None:
-    if not trades:
+    """Return on cost of ``trades`` together: their net P&L over their entry cost."""
+    cost = sum((t.entry_price * t.qty for t in trades), ZERO)
+    if not trades or cost == 0:
         return None
-    return _pct(sum((trade_return_pct(t) for t in trades), ZERO) / len(trades))
+    return _pct(sum((t.pnl for t in trades), ZERO) / cost * 100)
 
 
 def peak_exposure(trades: Sequence[Trade], open_positions: Sequence[OpenPosition]) -> Decimal:
@@ -138,7 +135,7 @@ def summarize(
             "trades": n,
             "pnl": _money(sum((t.pnl for t in these), ZERO)),
             "win_rate": _ratio(Decimal(sum(1 for t in these if t.pnl > 0)), Decimal(n)),
-            "avg_return_pct": _mean_return(these),
+            "return_on_cost_pct": _mean_return(these),
         }
     positions = sum(o.positions for o in outcomes)
     money = {} if capital is None else capital_metrics(trades, open_positions, capital)
@@ -155,7 +152,7 @@ def summarize(
         "win_rate": _ratio(Decimal(len(wins)), Decimal(count)),
         "profit_factor": _ratio(gross_profit, gross_loss),
         "avg_pnl_per_trade": None if not count else _money(total / count),
-        "avg_return_pct": _mean_return(trades),
+        "return_on_cost_pct": _mean_return(trades),
         "total_pnl": _money(total),
         "gross_profit": _money(gross_profit),
         "gross_loss": _money(gross_loss),

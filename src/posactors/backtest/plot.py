@@ -2,7 +2,7 @@
 
 Every policy's cumulative realized P&L on one axis (in % of the capital with
 ``--capital``) against buy and hold, the drawdowns below it, and the exits by reason
-with count, win rate and mean return. matplotlib is optional (``.[plot]``).
+with count, win rate and return on cost. matplotlib is optional (``.[plot]``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def check_plotting() -> None:
 
 def plot(path: Path, result: BacktestResult) -> None:
     """One page a trader can read: every policy's cumulative P&L on one axis against buy and
-    hold, their drawdowns, and the exits by reason (count, win rate, mean return)."""
+    hold, their drawdowns, and the exits by reason (count, win rate, return on cost)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -135,7 +135,7 @@ def _headline(summary: dict, capital: float | None) -> str:
 
 
 def _reason_bars(ax: Any, policies: list[PolicyResult], colors: list) -> None:
-    """Exits by reason: a bar per policy, labelled with win rate and mean return."""
+    """Exits by reason: a bar per policy, labelled with win rate and return on cost."""
     reasons = sorted({r for p in policies for r in p.summary["exits_by_reason"]})
     height = 0.8 / max(1, len(policies))
     for k, policy in enumerate(policies):
@@ -147,11 +147,11 @@ def _reason_bars(ax: Any, policies: list[PolicyResult], colors: list) -> None:
             y = i + (k - (len(policies) - 1) / 2) * height
             ax.barh(y, r["trades"], height=height * 0.9, color=colors[k % 10])
             note = f" {r['trades']}: win {float(r['win_rate']) * 100:.0f}%, "
-            note += f"avg {float(r['avg_return_pct']):+.1f}%"
+            note += f"{float(r['return_on_cost_pct']):+.1f}% on cost"
             ax.text(r["trades"], y, note, va="center", fontsize=7.5)
     ax.set_yticks(range(len(reasons)), reasons)
     ax.invert_yaxis()
     ax.set_xlabel("exits (trades)")
-    ax.set_title("Exits by reason: count, win rate, mean return per trade", fontsize=10)
+    ax.set_title("Exits by reason: count, win rate, return on cost", fontsize=10)
     ax.margins(x=0.6)
     ax.grid(axis="x", alpha=0.3)

@@ -111,7 +111,7 @@ ROWS = (
     ("trades", "trades", None),
     ("win rate", "win_rate", "ratio"),
     ("profit factor", "profit_factor", None),
-    ("avg return / trade", "avg_return_pct", "pct"),
+    ("return on cost", "return_on_cost_pct", "pct"),
     ("avg P&L / trade", "avg_pnl_per_trade", "money"),
     ("total P&L", "total_pnl", "money"),
     ("total return", "total_return_pct", "pct"),
@@ -142,7 +142,7 @@ def cell(value: Any, kind: str | None) -> str:
 
 def text_report(result: BacktestResult) -> str:
     """Metrics side by side (one column per policy, then buy and hold), exits by reason
-    (count, win rate, mean return, P&L) per policy, per symbol if asked."""
+    (count, win rate, return on cost, P&L) per policy, per symbol if asked."""
     policies = result.policies
     data = result.data
     hold = curve_summary(result.buy_and_hold, result.capital)
@@ -167,7 +167,8 @@ def text_report(result: BacktestResult) -> str:
     capital = "" if result.capital is None else ", % of the capital"
     lines += [
         "",
-        "win: net P&L > 0 (break-even counts as a loss); return: net P&L over the entry cost;",
+        "win: net P&L > 0 (break-even counts as a loss); return on cost: net P&L over what the",
+        "shares cost at entry (all the trades together, so each weighs by its size);",
         f"max drawdown: of cumulative realized P&L in exit-time order{capital}; open positions",
         "are valued at their last close, not traded. Peak exposure: the most money in open",
         "positions at once (above 100%: more than the capital). Buy and hold: each symbol bought",
@@ -188,7 +189,7 @@ def text_report(result: BacktestResult) -> str:
 
 def _reasons_table(policies: list[PolicyResult]) -> str:
     """Exits by reason, one block per policy, every column aligned."""
-    header = ("exits by reason", "trades", "win rate", "avg return", "total P&L")
+    header = ("exits by reason", "trades", "win rate", "return on cost", "total P&L")
     rows: list[tuple[str, ...]] = []
     for p in policies:
         if len(policies) > 1:
@@ -199,7 +200,7 @@ def _reasons_table(policies: list[PolicyResult]) -> str:
                     f"  {reason}",
                     str(r["trades"]),
                     cell(r["win_rate"], "ratio"),
-                    cell(r["avg_return_pct"], "pct"),
+                    cell(r["return_on_cost_pct"], "pct"),
                     cell(r["pnl"], "money"),
                 )
             )
