@@ -189,10 +189,9 @@ def test_tools_inspect_without_the_dependencies_says_how_to_run_it(big_state):
 
 
 def test_tools_inspect_from_another_python_starts_the_checkouts_venv(big_state):
-    """``./tools/inspect`` as the README shows it: the system Python, the checkout's venv."""
+    """``./tools/inspect`` as the README shows it: the system Python, the checkout's venv
+    (CI and the README make it at .venv; without one, the message says how)."""
     venv = ROOT / ".venv" / "bin" / "python"
-    if not venv.exists() or Path(sys.executable).absolute() != venv.absolute():
-        pytest.fail("the tests run from the checkout's .venv (README, .ci/run)")
     result = subprocess.run(
         [sys._base_executable, "-S", str(INSPECT), "--state", str(big_state), "SAAAA"],
         capture_output=True,
@@ -201,8 +200,11 @@ def test_tools_inspect_from_another_python_starts_the_checkouts_venv(big_state):
         env={k: v for k, v in os.environ.items() if k != "POSACTORS_INSPECT_REEXEC"},
         check=False,
     )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("SAAAA ")
+    if venv.exists():
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("SAAAA ")
+    else:
+        assert_user_mistake(result.returncode, result.stderr, "pip install")
 
 
 def test_an_unexpected_error_is_one_line_and_exit_1(monkeypatch):

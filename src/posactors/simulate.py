@@ -143,7 +143,7 @@ def _run(config: Config, options: SimulateOptions, state_dir: Path, live: bool) 
         status = engine.status()
     finally:
         if display is not None:
-            display.close()
+            display.close(now)
         engine.stop()
         if log_file is not None:
             log_file.close()

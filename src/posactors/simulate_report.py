@@ -237,8 +237,8 @@ class LiveDisplay:
         self.live.start()
         self._last = 0.0
 
-    def update(self, now: datetime) -> None:
-        if time.perf_counter() - self._last < 0.25:
+    def update(self, now: datetime, force: bool = False) -> None:
+        if not force and time.perf_counter() - self._last < 0.25:
             return
         self._last = time.perf_counter()
         from rich.table import Table
@@ -261,5 +261,6 @@ class LiveDisplay:
         )
         self.live.update(self._group(self.progress, table), refresh=True)
 
-    def close(self) -> None:
+    def close(self, now: datetime) -> None:
+        self.update(now, force=True)  # the bar ends where the run ended
         self.live.stop()

@@ -127,10 +127,13 @@ def _drawdown(pnl: list[float], capital: float | None) -> list[float]:
 
 def _headline(summary: dict, capital: float | None) -> str:
     if capital:
-        return (
+        text = (
             f"{float(summary['total_return_pct']):+.1f}%, "
             f"max drawdown {float(summary['max_drawdown_pct']):.1f}%"
         )
+        if "peak_exposure_pct" in summary:  # a policy's; buy and hold is 100% invested
+            text += f", peak exposure {float(summary['peak_exposure_pct']):.0f}% of capital"
+        return text
     return f"P&L {float(summary['total_pnl']):+,.0f}"
 
 
