@@ -215,8 +215,8 @@ def render_text(positions: list[dict], summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="inspect", description="Dump position actor state.")
+def add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``posactors inspect`` and ``tools/inspect``."""
     parser.add_argument(
         "--state", required=True, metavar="DIR", help="the service's state directory"
     )
@@ -224,7 +224,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--json", action="store_true", help="one JSON object per position, then a summary"
     )
     parser.add_argument("symbols", nargs="*", metavar="SYMBOL")
-    args = parser.parse_args(argv)
+
+
+def inspect_command(args: argparse.Namespace) -> int:
+    """Print every position (text, or JSON lines with ``--json``); 2 on a bad state."""
     state_dir = Path(args.state)
     if not state_dir.is_dir():
         print(f"inspect: no state directory at {state_dir}", file=sys.stderr)
@@ -241,6 +244,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(render_text(positions, summary))
     return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``tools/inspect``: the same as ``posactors inspect`` (errors and pipes handled there)."""
+    from posactors.cli import main as cli_main
+
+    return cli_main(["inspect", *(sys.argv[1:] if argv is None else argv)])
 
 
 def approve_main(state_dir: Path | str, approval_id: str) -> int:
