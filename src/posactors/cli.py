@@ -169,10 +169,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    """Approve a pending exit (a take-profit with ``require_approval``)."""
-    from posactors.inspect_state import approve_main
+    """List, approve or reject pending exits (take-profits with ``require_approval``)."""
+    from posactors.approve_cmd import approve_command
 
-    return approve_main(Path(args.state), args.id)
+    return approve_command(
+        Path(args.state), args.id, list_only=args.list, reject=args.reject, as_json=args.json
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -232,9 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=cmd_run)
 
-    ap = commands.add_parser("approve", help="approve a pending exit")
+    ap = commands.add_parser("approve", help="list, approve or reject pending take-profits")
     ap.add_argument("--state", required=True, metavar="DIR")
-    ap.add_argument("id", metavar="ID")
+    ap.add_argument("id", nargs="?", metavar="ID|SYMBOL", help="an approval id or a symbol")
+    ap.add_argument("--list", action="store_true", help="the requests waiting for a person")
+    ap.add_argument("--reject", action="store_true", help="say no: the exit is not sent")
+    ap.add_argument("--json", action="store_true", help="with --list: one JSON object a line")
     ap.set_defaults(handler=cmd_approve)
     register(commands)
     return parser

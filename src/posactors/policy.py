@@ -96,6 +96,8 @@ class TakeProfit(OrderSettings):
 
     pct: Num = Field(gt=0)
     require_approval: bool = False
+    # a request unanswered this long is withdrawn (asked again at the then price if it holds)
+    approval_expires_min: Num | None = Field(None, gt=0)
 
 
 class StaircaseStep(_Strict):
