@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from posactors.notify_settings import NotifySettings
 from posactors.policy_errors import (
     NO_VALUE,
     ConfigError,
@@ -335,6 +336,7 @@ class Config(_Strict):
     broker: BrokerSettings = BrokerSettings()
     engine: EngineSettings = EngineSettings()
     state: StateSettings = StateSettings()
+    notify: NotifySettings = NotifySettings()
 
     _policies: dict[str, ExitPolicy] = PrivateAttr(default_factory=dict)
 

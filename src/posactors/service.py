@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from posactors.calendar import xnys
+from posactors.control import ControlOptions, ControlSurface
 from posactors.log import EventLog
 from posactors.policy import Config
 from posactors.runtime.broker_clock import BrokerClock, BrokerSessionCalendar
@@ -24,7 +25,11 @@ EXIT_OK, EXIT_FAILURE = 0, 1
 
 
 def run_service(
-    config: Config, state_dir: Path, live: bool = False, metrics_port: int | None = None
+    config: Config,
+    state_dir: Path,
+    live: bool = False,
+    metrics_port: int | None = None,
+    control: ControlOptions | None = None,
 ) -> int:
     """Run until a signal; 0 after a clean stop, 1 if the engine failed underneath."""
     from posactors.adapters.alpaca import from_env
@@ -45,6 +50,8 @@ def run_service(
     engine = Engine(
         config, broker, market_data, state_dir=state_dir, clock=clock, calendar=calendar, log=log
     )
+    control = control or ControlOptions(live=live, metrics_port=metrics_port)
+    surface = ControlSurface(config, engine, log, state_dir, control)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -52,24 +59,22 @@ def run_service(
     switch_interval = tune_process()  # this process is the service's: see tune_process
     try:
         engine.start()
-        if metrics_port is not None:
-            from posactors.metrics_http import serve_metrics
-
-            serve_metrics(engine, metrics_port)
+        surface.start()
         log.event(
-            "service_running", state=str(state_dir), dry_run=config.dry_run, metrics=metrics_port
+            "service_running",
+            state=str(state_dir),
+            dry_run=config.dry_run,
+            metrics=control.metrics_port,
+            http=control.http_port,
         )
-        table = _StatusTable(engine) if live else None
         while not stop.wait(1.0):
             if engine.failed is not None:
                 log.event("service_failed", error=engine.failed)
                 status = EXIT_FAILURE
                 break
-            if table is not None:
-                table.update()
-        if table is not None:
-            table.close()
+            surface.update()
     finally:
+        surface.stop(status)
         engine.stop()
         broker.close()
         close = getattr(market_data, "close", None)

@@ -280,9 +280,14 @@ class PositionActor(TrackedActor):
                 self.ctx.log.event(
                     "approval_requested", position=pid, approval=action.approval.approval_id
                 )
-                self.ctx.emit(
-                    ExitEvent("approval", pid, symbol, {"approval_id": action.approval.approval_id})
-                )
+                detail = {
+                    "approval_id": action.approval.approval_id,
+                    "price": action.approval.trigger_price,
+                    "entry": self.state.entry_price,
+                    "side": self.state.side.value,
+                    "qty": self.state.qty,
+                }
+                self.ctx.emit(ExitEvent("approval", pid, symbol, detail))
             elif isinstance(action, Alert):
                 self.ctx.metrics.inc("alerts")
                 self.ctx.log.event("alert", position=pid, message=action.message)

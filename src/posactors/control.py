@@ -1,0 +1,93 @@
+"""The trader's control surface of ``posactors run``, started and stopped as one.
+
+Notifications (:mod:`posactors.notify`), the HTTP server (status page and
+``/metrics``, :mod:`posactors.web`), the Prometheus-only endpoint
+(``--metrics-port``) and the live view on a terminal
+(:mod:`posactors.live_view`). The service wires this in with a few lines:
+
+    surface = ControlSurface(config, engine, log, state_dir, options)  # before engine.start()
+    surface.start()                                                   # after it
+    surface.update()                                                  # each second
+    surface.stop(status)                                              # summary, last notice
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from posactors.log import EventLog
+from posactors.notify import start_notifier
+from posactors.policy import Config
+from posactors.runtime.engine import Engine
+
+
+@dataclass(frozen=True, slots=True)
+class ControlOptions:
+    """What the command line asked for."""
+
+    live: bool = False  # draw the live view (stdout is a terminal)
+    metrics_port: int | None = None
+    http_port: int | None = None
+    http_host: str = "127.0.0.1"
+
+
+class ControlSurface:
+    """See the module docstring. Nothing here may stop the engine: failures are logged."""
+
+    def __init__(
+        self,
+        config: Config,
+        engine: Engine,
+        log: EventLog,
+        state_dir: Path,
+        options: ControlOptions,
+    ) -> None:
+        self.config, self.engine, self.log = config, engine, log
+        self.state_dir, self.options = state_dir, options
+        self.notifier = start_notifier(config.notify, log, engine.metrics)
+        if self.notifier is not None:
+            engine.subscribe(self.notifier.on_event)
+            log.add_tap(self.notifier.on_log)
+        self.web: Any = None
+        self.view: Any = None
+
+    def start(self) -> None:
+        """After the engine started: the servers, the live view, the "started" notice."""
+        if self.options.metrics_port is not None:
+            from posactors.metrics_http import serve_metrics
+
+            serve_metrics(self.engine, self.options.metrics_port)
+        if self.notifier is not None:
+            status = _status(self.engine)
+            self.notifier.notice(
+                "service_started",
+                f"posactors started ({status.get('mode', 'PAPER')}): "
+                f"{status.get('positions', 0)} position(s) watched",
+            )
+
+    def update(self) -> None:
+        """Once a second from the service's loop."""
+        if self.view is not None:
+            self.view.update()
+
+    def stop(self, status: int) -> None:
+        """Before the engine stops: the live view's summary, the last notice, the servers."""
+        if self.view is not None:
+            self.view.close()
+        if self.notifier is not None:
+            how = "stopped" if status == 0 else "stopped after a failure"
+            self.notifier.notice("service_stopped", f"posactors {how} (status {status})")
+            self.notifier.stop()
+        if self.web is not None:
+            self.web.stop()
+
+
+def _status(engine: Engine) -> dict:
+    try:
+        return engine.status()
+    except Exception as exc:  # the engine failed: the surface says so, it does not raise
+        print(f"posactors: status unavailable: {exc}", file=sys.stderr)
+        return {}
