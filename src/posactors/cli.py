@@ -163,9 +163,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         config = config.model_copy(update={"dry_run": True})
     state_dir = usable_state_dir(args.state or str(config.state.path), create=False)
-    if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
-        raise InputError(f"--metrics-port {args.metrics_port}: expected a port, 1-65535")
-    return run_service(config, state_dir, live=sys.stdout.isatty(), metrics_port=args.metrics_port)
+    from posactors.control import ControlOptions
+
+    for flag, port in (("--metrics-port", args.metrics_port), ("--http-port", args.http_port)):
+        if port is not None and not 0 < port < 65536:
+            raise InputError(f"{flag} {port}: expected a port, 1-65535")
+    if args.http_host is not None and args.http_port is None:
+        raise InputError(f"--http-host {args.http_host}: needs --http-port")
+    control = ControlOptions(
+        live=sys.stdout.isatty(),
+        metrics_port=args.metrics_port,
+        http_port=args.http_port,
+        http_host=args.http_host or "127.0.0.1",
+    )
+    return run_service(config, state_dir, control=control)
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
@@ -231,6 +242,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="PORT",
         help="serve Prometheus metrics on 127.0.0.1:PORT/metrics",
+    )
+    run.add_argument(
+        "--http-port",
+        type=int,
+        metavar="PORT",
+        help="serve the status page (and /metrics) on 127.0.0.1:PORT",
+    )
+    run.add_argument(
+        "--http-host",
+        metavar="ADDR",
+        help="listen on ADDR instead of 127.0.0.1 (say 0.0.0.0 to expose the page: take care)",
     )
     run.set_defaults(handler=cmd_run)
 

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from posactors.errors import InputError
 from posactors.log import EventLog
 from posactors.notify import start_notifier
 from posactors.policy import Config
 from posactors.runtime.engine import Engine
+from posactors.status_view import EventFeed
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +53,11 @@ class ControlSurface:
         if self.notifier is not None:
             engine.subscribe(self.notifier.on_event)
             log.add_tap(self.notifier.on_log)
+        self.feed = EventFeed()
+        engine.subscribe(self.feed)
         self.web: Any = None
         self.view: Any = None
+        self.url: str | None = None
 
     def start(self) -> None:
         """After the engine started: the servers, the live view, the "started" notice."""
@@ -60,12 +65,45 @@ class ControlSurface:
             from posactors.metrics_http import serve_metrics
 
             serve_metrics(self.engine, self.options.metrics_port)
+        if self.options.http_port is not None:
+            self._serve_page(self.options.http_host, self.options.http_port)
         if self.notifier is not None:
             status = _status(self.engine)
             self.notifier.notice(
                 "service_started",
                 f"posactors started ({status.get('mode', 'PAPER')}): "
                 f"{status.get('positions', 0)} position(s) watched",
+            )
+
+    def _serve_page(self, host: str, port: int) -> None:
+        from posactors.web.app import create_app
+        from posactors.web.server import WebServer, engine_source, is_loopback
+        from posactors.web.token import load_token
+
+        token, hint = load_token(self.state_dir)
+        targets = self.config.notify.urls_masked()
+        app = create_app(engine_source(self.engine, self.feed, targets, hint), token)
+        try:
+            self.web = WebServer(app, host, port)
+        except OSError as exc:
+            raise InputError(
+                f"--http-port {port}: cannot listen on {host}:{port} ({exc.strerror})"
+            ) from exc
+        self.web.start()
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{self.web.port}/"
+        exposed = not is_loopback(host)
+        self.log.event("http_serving", url=self.url, auth_in=hint, exposed=exposed)
+        print(
+            f"posactors: status page at {self.url} (approvals need the token in {hint})",
+            file=sys.stderr,
+        )
+        if exposed:
+            print(
+                f"posactors: WARNING: the status page listens on {host}, not loopback: anyone "
+                "who reaches it sees your positions (approvals still need the token); "
+                "put it behind TLS",
+                file=sys.stderr,
             )
 
     def update(self) -> None:
