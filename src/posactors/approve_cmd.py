@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from posactors.approvals import approval_rows, find_pending
-from posactors.output import emit_json, fmt
+from posactors.output import duration, emit_json, fmt
 from posactors.store import StateStore, StoreError
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
@@ -27,14 +27,14 @@ def render_rows(rows: list[dict]) -> str:
     if not rows:
         return "no take-profit is waiting for approval"
     head = f"{'SYMBOL':8} {'QTY':>8} {'ENTRY':>10} {'PRICE':>10} {'GAIN%':>7}  "
-    head += f"{'SINCE (UTC)':19} {'WAITED':>7}  {'STATUS':9} ID"
+    head += f"{'SINCE (UTC)':19} {'WAITED':>8}  {'STATUS':9} ID"
     lines = [head]
     for r in rows:
         since = r["since"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
         lines.append(
             f"{r['symbol']:8} {fmt(r['qty']):>8} {fmt(r['entry_price']):>10} "
             f"{fmt(r['price']):>10} {r['gain_pct']:>+7.2f}  {since:19} "
-            f"{r['waiting_min']:>5.0f} m  {r['status']:9} {r['approval_id']}"
+            f"{duration(r['waiting_min'] * 60):>8}  {r['status']:9} {r['approval_id']}"
         )
     return "\n".join(lines)
 

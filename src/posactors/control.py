@@ -23,7 +23,7 @@ from posactors.log import EventLog
 from posactors.notify import start_notifier
 from posactors.policy import Config
 from posactors.runtime.engine import Engine
-from posactors.status_view import EventFeed
+from posactors.status_view import EventFeed, collect
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,10 @@ class ControlSurface:
             serve_metrics(self.engine, self.options.metrics_port)
         if self.options.http_port is not None:
             self._serve_page(self.options.http_host, self.options.http_port)
+        if self.options.live:
+            from posactors.live_view import LiveView
+
+            self.view = LiveView(lambda: collect(self.engine, self.feed), self.url)
         if self.notifier is not None:
             status = _status(self.engine)
             self.notifier.notice(
@@ -114,7 +118,7 @@ class ControlSurface:
     def stop(self, status: int) -> None:
         """Before the engine stops: the live view's summary, the last notice, the servers."""
         if self.view is not None:
-            self.view.close()
+            self.view.close(status)
         if self.notifier is not None:
             how = "stopped" if status == 0 else "stopped after a failure"
             self.notifier.notice("service_stopped", f"posactors {how} (status {status})")

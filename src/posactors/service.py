@@ -11,7 +11,6 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 
 from posactors.calendar import xnys
@@ -83,38 +82,3 @@ def run_service(
         log.event("service_stopped", status=status)
         sys.setswitchinterval(switch_interval)
     return status
-
-
-class _StatusTable:
-    """A rich live table of the service's counters (only on a terminal)."""
-
-    def __init__(self, engine: Engine) -> None:
-        from rich.live import Live
-
-        self.engine = engine
-        self.live = Live(auto_refresh=False)
-        self.live.start()
-        self._started = time.monotonic()
-
-    def update(self) -> None:
-        from rich.table import Table
-
-        counters = self.engine.metrics.snapshot()
-        status = self.engine.status()
-        table = Table(title=f"posactors run  {self.engine.clock.now().isoformat()}")
-        for name in ("positions", "quotes", "intents", "orders", "exits", "errors", "parked"):
-            table.add_column(name, justify="right")
-        exits = sum(v for k, v in counters.items() if k.startswith("exits_"))
-        table.add_row(
-            str(status["positions"]),
-            str(counters.get("quotes", 0)),
-            str(counters.get("intents", 0)),
-            str(counters.get("orders_sent", 0)),
-            str(exits),
-            str(counters.get("errors", 0) + counters.get("actor_failures", 0)),
-            str(len(status["parked"])),
-        )
-        self.live.update(table, refresh=True)
-
-    def close(self) -> None:
-        self.live.stop()

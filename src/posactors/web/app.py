@@ -32,7 +32,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from posactors.output import dumps, fmt
+from posactors.output import dumps, duration, fmt
 
 TEMPLATES = Path(__file__).parent / "templates"
 REFRESH_S = 3
@@ -62,14 +62,7 @@ def _signed(value: Any, places: int = 2, suffix: str = "") -> str:
 
 
 def _ago(then: datetime | None, now: datetime) -> str:
-    if then is None:
-        return "–"
-    s = int((now - then).total_seconds())
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return "–" if then is None else duration((now - then).total_seconds())
 
 
 def _tone(value: Any) -> str:
