@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -37,7 +38,7 @@ def test_run_notifies_start_exit_and_stop_and_never_shows_the_url(server, tmp_pa
         log.close()
         receiver.close()
     text = "\n".join(f"{m['title']}: {m['message']}" for m in receiver.messages)
-    assert "posactors started (PAPER): 2 position(s) watched" in text
+    assert re.search(r"posactors started \((PAPER|SIM)\): 2 position\(s\) watched", text)
     assert "AAPL: sell 100 @ 94 (stop_loss), P&L -600" in text
     assert "posactors stopped (status 0)" in text
     assert TOKEN not in events(tmp_path) and "json://***" in events(tmp_path)
