@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from alpaca_server import AlpacaServer
+from posactors.control import page_banner
 from posactors.web.server import is_loopback
 from test_run_service import events, orders, server, wait_for  # noqa: F401
 
@@ -140,6 +141,16 @@ def test_a_taken_port_and_a_host_without_port_are_refused(server, tmp_path):  # 
         [*run, "--http-host", "0.0.0.0"], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 2 and "--http-host 0.0.0.0: needs --http-port" in done.stderr
+
+
+def test_a_page_off_loopback_is_said_loudly():
+    [line] = page_banner("http://127.0.0.1:8765/", "s/http_token", "127.0.0.1", False)
+    assert line == (
+        "posactors: status page at http://127.0.0.1:8765/ (approvals need the token in "
+        "s/http_token)"
+    )
+    lines = page_banner("http://0.0.0.0:8765/", "$POSACTORS_HTTP_TOKEN", "0.0.0.0", True)
+    assert "WARNING: the status page listens on 0.0.0.0, not loopback" in lines[1]
 
 
 def test_loopback_addresses():

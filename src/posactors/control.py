@@ -98,17 +98,8 @@ class ControlSurface:
         self.url = f"http://{shown}:{self.web.port}/"
         exposed = not is_loopback(host)
         self.log.event("http_serving", url=self.url, auth_in=hint, exposed=exposed)
-        print(
-            f"posactors: status page at {self.url} (approvals need the token in {hint})",
-            file=sys.stderr,
-        )
-        if exposed:
-            print(
-                f"posactors: WARNING: the status page listens on {host}, not loopback: anyone "
-                "who reaches it sees your positions (approvals still need the token); "
-                "put it behind TLS",
-                file=sys.stderr,
-            )
+        for line in page_banner(self.url, hint, host, exposed):
+            print(line, file=sys.stderr)
 
     def update(self) -> None:
         """Once a second from the service's loop."""
@@ -125,6 +116,18 @@ class ControlSurface:
             self.notifier.stop()
         if self.web is not None:
             self.web.stop()
+
+
+def page_banner(url: str, hint: str, host: str, exposed: bool) -> list[str]:
+    """What the service says about its status page on stderr (a warning when exposed)."""
+    lines = [f"posactors: status page at {url} (approvals need the token in {hint})"]
+    if exposed:
+        lines.append(
+            f"posactors: WARNING: the status page listens on {host}, not loopback: anyone "
+            "who reaches it sees your positions (approvals still need the token); "
+            "put it behind TLS"
+        )
+    return lines
 
 
 def _status(engine: Engine) -> dict:

@@ -65,6 +65,8 @@ class _Flush:
 class NotifyActor(pykka.ThreadingActor):
     """See the module docstring."""
 
+    use_daemon_thread = True  # a notification service that hangs never keeps the process up
+
     def __init__(
         self,
         settings: NotifySettings,
@@ -186,7 +188,7 @@ class Notifier:
     def notice(self, event: str, text: str) -> None:
         self._tell(Notice(event, text))
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
         """Send what is waiting (bounded by ``timeout``), then stop."""
         with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
             self.ref.stop(block=True, timeout=timeout)
