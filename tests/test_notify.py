@@ -15,7 +15,7 @@ from posactors.log import EventLog
 from posactors.model import ExitIntent, ExitKind, ExitReason, OrderSide, OrderType
 from posactors.notify import Notifier
 from posactors.notify_format import Notice, compose, notice_from_event, notice_from_log
-from posactors.notify_settings import NotifySettings, mask_url
+from posactors.notify_settings import NotifySettings, mask_url, with_env_urls
 from posactors.policy import ConfigError, parse_config
 from posactors.runtime.context import Metrics
 from posactors.runtime.messages import ExitEvent
@@ -74,6 +74,16 @@ def test_urls_are_secret_in_config_errors_dumps_and_masks():
     with pytest.raises(ConfigError) as err:
         parse_config({"notify": {"urls": [f"{SECRET} not a url"]}})
     assert "notify.urls[0]" in str(err.value) and SECRET not in str(err.value)
+
+
+def test_urls_from_the_environment_are_added_and_checked():
+    base = NotifySettings(urls=["json://127.0.0.1:9/a"])
+    both = with_env_urls(base, f"tgram://{SECRET}/1  ntfy://topic")
+    assert both.urls_masked() == ["json://***", "tgram://***", "ntfy://***"]
+    assert with_env_urls(base, None) is base and with_env_urls(base, " ") is base
+    with pytest.raises(ValueError, match="POSACTORS_NOTIFY_URLS: expected apprise URLs") as err:
+        with_env_urls(base, f"{SECRET}")
+    assert SECRET not in str(err.value)
 
 
 def wait_until(predicate, timeout=20.0):

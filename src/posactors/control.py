@@ -13,6 +13,7 @@ Notifications (:mod:`posactors.notify`), the HTTP server (status page and
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from typing import Any
 from posactors.errors import InputError
 from posactors.log import EventLog
 from posactors.notify import start_notifier
+from posactors.notify_settings import ENV as NOTIFY_ENV
+from posactors.notify_settings import with_env_urls
 from posactors.policy import Config
 from posactors.runtime.engine import Engine
 from posactors.status_view import EventFeed, collect
@@ -49,7 +52,12 @@ class ControlSurface:
     ) -> None:
         self.config, self.engine, self.log = config, engine, log
         self.state_dir, self.options = state_dir, options
-        self.notifier = start_notifier(config.notify, log, engine.metrics)
+        try:
+            settings = with_env_urls(config.notify, os.environ.get(NOTIFY_ENV))
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+        self.notify_targets = settings.urls_masked()
+        self.notifier = start_notifier(settings, log, engine.metrics)
         if self.notifier is not None:
             engine.subscribe(self.notifier.on_event)
             log.add_tap(self.notifier.on_log)
@@ -85,7 +93,7 @@ class ControlSurface:
         from posactors.web.token import load_token
 
         token, hint = load_token(self.state_dir)
-        targets = self.config.notify.urls_masked()
+        targets = self.notify_targets
         app = create_app(engine_source(self.engine, self.feed, targets, hint), token)
         try:
             self.web = WebServer(app, host, port)

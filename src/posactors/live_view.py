@@ -12,6 +12,8 @@ Logs stay JSON lines on stderr; this draws on stdout.
 
 from __future__ import annotations
 
+import math
+import time
 from collections import Counter
 from datetime import datetime
 from decimal import Decimal
@@ -204,18 +206,26 @@ class LiveView:
         self.started: datetime | None = None
         self.live = Live(auto_refresh=False)
         self.live.start()
+        self.calls, self.every = 0, 1
 
     def update(self) -> None:
+        """Redraw; with a large book, less often (reading it costs at most ~1/5 of the time)."""
+        self.calls += 1
+        if self.calls % self.every:
+            return
+        began = time.monotonic()
         try:
             self.last = self.snapshot()
         except Exception:  # the engine is stopping or failed: keep the last view
             return
+        self.every = max(1, math.ceil((time.monotonic() - began) * 5))
         if self.started is None:
             self.started = self.last["now"]
         self.live.update(render(self.last, self.url), refresh=True)
 
     def close(self, status: int = 0) -> str | None:
         """Stop drawing; the summary (also printed) of the last snapshot."""
+        self.calls, self.every = 0, 1
         self.update()
         self.live.stop()
         if self.last is None or self.started is None:

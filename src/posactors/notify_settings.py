@@ -4,6 +4,8 @@
       urls: ["tgram://BOT_TOKEN/CHAT_ID", "ntfy://my-topic"]   # any apprise URL
       events: [approval_requested, exit_filled]                 # default: all of them
 
+The URLs may also come from the environment, ``POSACTORS_NOTIFY_URLS``
+(space-separated, added to ``urls``), so that no token sits in the config file.
 URLs carry tokens: they are kept as :class:`pydantic.SecretStr` (shown as
 ``**********``) and only :func:`mask_url` of them (the service's name) is ever
 printed, logged, served or counted.
@@ -31,6 +33,7 @@ NotifyEvent = Literal[
     "service_stopped",
 ]
 ALL_EVENTS: tuple[str, ...] = get_args(NotifyEvent)
+ENV = "POSACTORS_NOTIFY_URLS"
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://\S+$")
 
@@ -70,3 +73,16 @@ class NotifySettings(BaseModel):
 
     def urls_masked(self) -> list[str]:
         return [mask_url(u) for u in self.urls]
+
+
+def with_env_urls(settings: NotifySettings, value: str | None) -> NotifySettings:
+    """``settings`` with the URLs of ``$POSACTORS_NOTIFY_URLS`` (``value``) added.
+
+    Raises ValueError naming the variable, never its value, if one is not a URL.
+    """
+    extra = (value or "").split()
+    if not extra:
+        return settings
+    if not all(_SCHEME.match(u) for u in extra):
+        raise ValueError(f"{ENV}: expected apprise URLs (scheme://...), separated by spaces")
+    return settings.model_copy(update={"urls": (*settings.urls, *map(SecretStr, extra))})

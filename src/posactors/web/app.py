@@ -36,6 +36,7 @@ from posactors.output import dumps, duration, fmt
 
 TEMPLATES = Path(__file__).parent / "templates"
 REFRESH_S = 3
+ROWS = 100  # positions on the page: the nearest their stop; the rest are counted
 
 
 @dataclass
@@ -74,7 +75,7 @@ def _tone(value: Any) -> str:
 def _templates() -> Jinja2Templates:
     t = Jinja2Templates(directory=str(TEMPLATES))
     t.env.filters.update(num=_num, signed=_signed, tone=_tone)
-    t.env.globals.update(ago=_ago, refresh_s=REFRESH_S)
+    t.env.globals.update(ago=_ago, refresh_s=REFRESH_S, rows=ROWS)
     return t
 
 
