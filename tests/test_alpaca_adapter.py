@@ -23,15 +23,15 @@ from alpaca.trading.enums import TimeInForce
 from alpaca.trading.requests import MarketOrderRequest
 
 from alpaca_server import KEY, SECRET, AlpacaServer
-from posactors.adapters import alpaca_parse as parse
 from posactors.adapters.alpaca import (
     AlpacaBroker,
     AlpacaMarketData,
     AlpacaSettings,
     from_env,
+    parse,
     settings_from_env,
 )
-from posactors.adapters.alpaca_http import MalformedResponse
+from posactors.adapters.alpaca.http import MalformedResponse
 from posactors.errors import InputError
 from posactors.model import (
     DuplicateOrder,

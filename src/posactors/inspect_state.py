@@ -37,6 +37,8 @@ def position_view(state: PositionState, requested: set[str]) -> dict[str, Any]:
         "side": state.side.value,
         "qty": state.qty,
         "original_qty": state.original_qty,
+        "broker_qty": state.broker_qty,  # as the broker last listed it
+        "foreign_held": state.foreign_held,  # held by orders posactors did not make
         "entry_price": state.entry_price,
         "opened_at": state.opened_at,
         "effective_stop": state.effective_stop,
@@ -119,6 +121,7 @@ def collect(state_dir: Path, symbols: Sequence[str] = ()) -> tuple[list[dict], d
         "writer": meta.get("writer"),
         "parked": meta.get("parked") or {},
         "kill_switch": meta.get("kill_switch"),
+        "scope": meta.get("scope"),
         "positions": len(positions),
         "open_intents": [intent_view(e) for e in journal if keep(str(e.get("symbol", "")))],
         "approvals_requested": sorted(requested),
@@ -196,6 +199,9 @@ def render_text(positions: list[dict], summary: dict[str, Any]) -> str:
         )
     for pid, error in s["parked"].items():
         lines.append(f"  parked actor {pid}: {error}")
+    if s.get("scope") and s["scope"].get("out"):
+        out = ", ".join(s["scope"]["out_symbols"])
+        lines.append(f"  out of scope (never touched): {out}")
     if s.get("kill_switch"):
         k = s["kill_switch"]
         lines.append(f"  KILL SWITCH tripped at {k['at']}: drawdown {k['drawdown_pct']}%")

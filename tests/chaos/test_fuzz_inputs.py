@@ -5,7 +5,7 @@ Bounded for CI (a few seconds each, about 20 s in all). What must hold:
 - a ticks file (``replay``), a daily-bar file or an entries file (``backtest``) gives its
   rows, or an InputError naming the file (and the line, for a bad row), or skips and
   counts a bad row; never another exception;
-- broker JSON (``alpaca_parse``) gives a sane value or a BadRecord (lenient readers:
+- broker JSON (``adapters.alpaca.parse``) gives a sane value or a BadRecord (lenient readers:
   None); never another exception;
 - ``posactors.cli.main`` returns 0, 1 or 2 (argparse: SystemExit 0 or 2); never raises.
 
@@ -32,7 +32,7 @@ import pykka
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from posactors.adapters import alpaca_parse as parse
+from posactors.adapters.alpaca import parse
 from posactors.backtest.bars import read_bars
 from posactors.backtest.entries import read_entries
 from posactors.calendar import xnys

@@ -147,9 +147,9 @@ def parking_stop(
         return state, None, ()
     qty = state.sellable
     p = state.protective
-    if p is not None and not p.cancel_requested and state.protective_prev is None:
-        if p.remaining == qty or qty <= 0:
-            return state, None, ()
+    settled = p is not None and not p.cancel_requested and state.protective_prev is None
+    if settled and (p.remaining == qty or qty <= 0):
+        return state, None, ()
     level = protective_level(state, policy)
     if level is None or qty <= 0:
         return state, None, ()

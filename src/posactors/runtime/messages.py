@@ -32,11 +32,13 @@ class Wake:
 
 @dataclass(frozen=True, slots=True)
 class OrderEvent:
-    """An order's update; an exit refused for insufficient quantity carries the
-    position's quantity at the broker, looked up at the refusal (None: unknown)."""
+    """An order's update; an exit refused for insufficient quantity (by the broker, or
+    at the boundary) carries the position's quantity at the broker and the shares others'
+    orders hold, as listed at the refusal (None: unknown)."""
 
     update: OrderUpdate
     position_qty: Any = None  # Decimal | None
+    foreign_held: Any = None  # Decimal | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +49,24 @@ class Approve:
 
 @dataclass(frozen=True, slots=True)
 class AdoptQuantity:
+    """The broker's listing of the position: its quantity there, and the shares open
+    orders that posactors did not make hold."""
+
     qty: Any  # Decimal
+    foreign_held: Any = None  # Decimal | None: unknown
 
 
 @dataclass(frozen=True, slots=True)
 class Poison:
     """Tests: make the actor raise on every message from now on."""
+
+
+# --- to the BrokerActor (besides the order messages below)
+@dataclass(frozen=True, slots=True)
+class BrokerView:
+    """The account as the Supervisor just listed it (an :class:`AccountView`)."""
+
+    view: Any
 
 
 # --- to the StoreActor

@@ -60,7 +60,13 @@ from posactors.runtime.messages import (
 )
 from posactors.runtime.quote_slot import QuoteSlot
 from posactors.runtime.tracker import TrackedActor
-from posactors.state import PositionState, adopt_quantity, order_field, record_bar
+from posactors.state import (
+    PositionState,
+    adopt_quantity,
+    observe_account,
+    order_field,
+    record_bar,
+)
 from posactors.store import journal_status
 
 
@@ -97,6 +103,8 @@ def _material(state: PositionState) -> tuple:
         state.deferred,
         state.approval,
         state.breaker,
+        state.broker_qty,
+        state.foreign_held,
     )
 
 
@@ -202,7 +210,7 @@ class PositionActor(TrackedActor):
             self._use_quiet_price()
             self._apply(on_clock(self.state, self.policy, now, self.ctx.calendar), now)
         elif isinstance(message, OrderEvent):
-            self._order_event(message.update, now, message.position_qty)
+            self._order_event(message.update, now, message.position_qty, message.foreign_held)
         elif isinstance(message, BarsUpdate):
             for bar in message.bars:
                 self.state = record_bar(self.state, bar.volume, bar.time, self._bars_kept)
@@ -212,7 +220,7 @@ class PositionActor(TrackedActor):
         elif isinstance(message, Approve):
             self._approve(message.approval_id, now, message.reject)
         elif isinstance(message, AdoptQuantity):
-            self._adopt(message.qty, now)
+            self._adopt(message.qty, now, message.foreign_held)
         elif isinstance(message, ForeignStop):
             self._foreign_stop(message.client_order_id)
         elif message == "state":
@@ -355,7 +363,11 @@ class PositionActor(TrackedActor):
             self.ctx.tell(self.ctx.broker, CancelExit(client_order_id, self.actor_ref))
 
     def _order_event(
-        self, update: OrderUpdate, now: datetime, position_qty: Decimal | None = None
+        self,
+        update: OrderUpdate,
+        now: datetime,
+        position_qty: Decimal | None = None,
+        foreign_held: Decimal | None = None,
     ) -> None:
         name = order_field(self.state, update.client_order_id)
         if name is None:
@@ -392,6 +404,12 @@ class PositionActor(TrackedActor):
                 "exit_rejected", position=pid, order=update.client_order_id, why=update.reason
             )
             self.ctx.emit(ExitEvent("failed", pid, symbol, {"reason": update.reason}))
+        if position_qty is not None:  # a refusal for quantity: the account as listed now
+            self.state = observe_account(
+                self.state,
+                position_qty,
+                self.state.foreign_held if foreign_held is None else foreign_held,
+            )
         if position_qty is not None and self._refused_for_qty(position_qty):
             self.ctx.log.event(
                 "quantity_adopted",
@@ -458,13 +476,28 @@ class PositionActor(TrackedActor):
         self._adopt_seen = None
         return broker_qty != s.qty
 
-    def _adopt(self, qty: Decimal, now: datetime) -> None:
-        """Adopt a quantity changed outside posactors, once the broker said it twice.
+    def _adopt(self, qty: Decimal, now: datetime, foreign_held: Decimal | None = None) -> None:
+        """Take the broker's listing: it bounds every order at once; a quantity changed
+        outside posactors is adopted once the broker said it twice.
 
         Our own fills may still be on their way (a broker-held stop that fired, an
         update behind this message): only a difference seen on two reconciles in a
-        row, with no exit of ours in flight, is someone else's doing.
+        row, with no exit of ours in flight, is someone else's doing. Until then
+        the listed quantity and others' orders already bound what we send
+        (:attr:`PositionState.sellable`), and the broker stop is resized to them.
         """
+        held = self.state.foreign_held if foreign_held is None else foreign_held
+        bounded = observe_account(self.state, qty, held)
+        if bounded is not self.state:
+            self.ctx.log.event(
+                "account_observed",
+                position=self.state.position_id,
+                broker_qty=qty,
+                foreign_held=held,
+                sellable=bounded.sellable,
+            )
+            self.state = bounded
+            self._apply(Evaluation(self.state), now)
         if self.state.pending is not None or qty == self.state.qty:
             self._adopt_seen = None
             return

@@ -13,7 +13,7 @@ from datetime import datetime, time
 from decimal import Decimal
 from typing import Any
 
-from posactors.adapters.sim_feeds import increment
+from posactors.adapters.sim.feeds import increment
 from posactors.calendar import ExchangeCalendar
 from posactors.model import (
     ZERO,

@@ -6,8 +6,8 @@ a :class:`~posactors.model.BrokerError` subclass: UnknownOutcome (timeout, conne
 error, 5xx, an unreadable answer to a submit), RateLimited (429, with Retry-After),
 DuplicateOrder, InsufficientQty (40310000), OrderRejected (other 4xx on an order; a 403
 reads "trading restriction: ..."), PositionGone. The SDK never sleeps or retries: the
-engine's BrokerActor owns retries. See ``alpaca_http`` for how, ``alpaca_parse`` for how
-hostile JSON is read, ``alpaca_stream`` for order updates.
+engine's BrokerActor owns retries. See ``http`` for how, ``parse`` for how
+hostile JSON is read, ``stream`` for order updates.
 
 Orders are sent with alpaca-py's REST client as JSON built here (``post("/orders")``,
 ``patch("/orders/{id}")``): its request models carry quantities and prices as floats,
@@ -29,9 +29,9 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import QueryOrderStatus
 from alpaca.trading.requests import GetOrdersRequest
 
-from posactors.adapters import alpaca_parse as parse
-from posactors.adapters.alpaca_data import AlpacaMarketData
-from posactors.adapters.alpaca_http import (
+from posactors.adapters.alpaca import parse
+from posactors.adapters.alpaca.data import AlpacaMarketData
+from posactors.adapters.alpaca.http import (
     AlpacaSettings,
     MalformedResponse,
     NotFound,
@@ -40,9 +40,9 @@ from posactors.adapters.alpaca_http import (
     harden,
     settings_from_env,
 )
-from posactors.adapters.alpaca_parse import AccountSnapshot, MarketClock
-from posactors.adapters.alpaca_positions import OpeningTimes
-from posactors.adapters.alpaca_stream import TradeUpdateFeed
+from posactors.adapters.alpaca.parse import AccountSnapshot, MarketClock
+from posactors.adapters.alpaca.positions import OpeningTimes
+from posactors.adapters.alpaca.stream import TradeUpdateFeed
 from posactors.model import (
     OrderRejected,
     OrderRequest,
@@ -236,7 +236,7 @@ class AlpacaBroker:
 
         ``opened_at``: Alpaca positions carry no opening time; it is the fill time of the
         order that opened the current position, from the order history (see
-        ``alpaca_positions``), else the adapter's clock now.
+        ``positions``), else the adapter's clock now.
         """
         raw = guarded("read", "list positions", self._client.get_all_positions)
         if not isinstance(raw, list):

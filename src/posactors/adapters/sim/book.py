@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from posactors.adapters.sim_orders import FaultDice, SimOrder, expiry, marketable
-from posactors.adapters.sim_store import order_key, position_key
+from posactors.adapters.sim.orders import FaultDice, SimOrder, expiry, marketable
+from posactors.adapters.sim.store import order_key, position_key
 from posactors.calendar import ExchangeCalendar
 from posactors.model import (
     ZERO,

@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 import anyio
 from alpaca.trading.stream import TradingStream
 
-from posactors.adapters import alpaca_parse as parse
-from posactors.adapters.alpaca_http import AlpacaSettings
+from posactors.adapters.alpaca import parse
+from posactors.adapters.alpaca.http import AlpacaSettings
 from posactors.model import BrokerError, OrderStatus, OrderUpdate, RateLimited
 
 log = logging.getLogger(__name__)

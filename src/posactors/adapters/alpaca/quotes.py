@@ -22,9 +22,9 @@ from typing import Any
 from alpaca.data.enums import DataFeed
 from alpaca.data.live.stock import StockDataStream
 
-from posactors.adapters import alpaca_parse as parse
-from posactors.adapters.alpaca_http import AlpacaSettings
-from posactors.adapters.alpaca_stream import WEBSOCKET_PARAMS, LoopThread, keep_running
+from posactors.adapters.alpaca import parse
+from posactors.adapters.alpaca.http import AlpacaSettings
+from posactors.adapters.alpaca.stream import WEBSOCKET_PARAMS, LoopThread, keep_running
 from posactors.model import Quote
 
 log = logging.getLogger(__name__)

@@ -20,10 +20,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from posactors.adapters.sim_book import SimBook
-from posactors.adapters.sim_feeds import Feed, RandomWalk, ReplayPath, feed_from_record, increment
-from posactors.adapters.sim_orders import FaultDice, SimFaults, SimOrder, validate
-from posactors.adapters.sim_store import META, SCHEMA_VERSION, SimStore, symbol_key
+from posactors.adapters.sim.book import SimBook
+from posactors.adapters.sim.feeds import Feed, RandomWalk, ReplayPath, feed_from_record, increment
+from posactors.adapters.sim.orders import FaultDice, SimFaults, SimOrder, validate
+from posactors.adapters.sim.store import META, SCHEMA_VERSION, SimStore, symbol_key
 from posactors.calendar import ExchangeCalendar
 from posactors.model import (
     Bar,

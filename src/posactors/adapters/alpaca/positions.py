@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from posactors.adapters import alpaca_parse as parse
+from posactors.adapters.alpaca import parse
 from posactors.model import BrokerError, Side
 
 log = logging.getLogger(__name__)

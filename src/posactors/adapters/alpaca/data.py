@@ -1,6 +1,6 @@
 """Market data from Alpaca: :class:`AlpacaMarketData` (``model.MarketData``) on alpaca-py's
 ``StockHistoricalDataClient``, with the same timeout, no sleeping retry, and the same
-error mapping as the broker (see ``alpaca_http``).
+error mapping as the broker (see ``http``).
 
 Requests go through the client's ``get`` and are paged here: the SDK's own paging loop
 (``RESTClient._get_marketdata``) follows ``next_page_token`` without end, so a
@@ -17,8 +17,8 @@ from typing import Any
 
 from alpaca.data.historical.stock import StockHistoricalDataClient
 
-from posactors.adapters import alpaca_parse as parse
-from posactors.adapters.alpaca_http import (
+from posactors.adapters.alpaca import parse
+from posactors.adapters.alpaca.http import (
     AlpacaSettings,
     MalformedResponse,
     RateGauge,
@@ -26,7 +26,7 @@ from posactors.adapters.alpaca_http import (
     harden,
     settings_from_env,
 )
-from posactors.adapters.alpaca_quotes import QuoteStream
+from posactors.adapters.alpaca.quotes import QuoteStream
 from posactors.model import Bar, BrokerError, Quote
 
 log = logging.getLogger(__name__)
