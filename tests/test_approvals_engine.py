@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from posactors.cli import main
+from posactors.runtime.messages import Reconcile
 from test_runtime import account, config, filled_orders, make_engine, run
 
 
@@ -102,3 +103,23 @@ def test_cli_lists_then_approves_by_symbol_and_the_service_sends_it(tmp_path, ca
     finally:
         engine.stop()
     assert [o["symbol"] for o in filled_orders(sim)] == ["S001"]
+
+
+def test_a_position_sold_elsewhere_withdraws_its_request_once(tmp_path):
+    sim = account(tmp_path, 1)
+    engine = make_engine(tmp_path, sim, tp_config())
+    seen = events_of(engine, {"approval_withdrawn", "closed"})
+    engine.start()
+    try:
+        run(engine, sim, 2, {1: {"S000": "111"}})
+        with sim._lock:  # sold by hand at the broker: the position is gone
+            sim._book.positions.pop("S000")
+        for _ in range(4):  # adopted on two reconciles in a row, then nothing more
+            engine.ctx.tell(engine.ctx.supervisor, Reconcile())
+            run(engine, sim, 1)
+    finally:
+        engine.stop()
+    assert [(e.kind, e.detail.get("why")) for e in seen] == [
+        ("closed", None),
+        ("approval_withdrawn", "position_gone"),
+    ]

@@ -175,12 +175,14 @@ class PositionActor(TrackedActor):
     # --- messages
     def handle(self, message: Any) -> Any:
         self.slot.begin()
-        before = self.state
+        before, was_closed = self.state, self.closed
         try:
             return self._handle(message)
         finally:
-            if self.closed and (gone := withdrawn_by_close(before, self.state)) is not None:
-                self._withdrawn(gone)
+            if self.closed and not was_closed:
+                gone = withdrawn_by_close(before, self.state)
+                if gone is not None:
+                    self._withdrawn(gone)
             if self.slot.finish(quiet_band(self.state, self.policy)):
                 self.tell(self.actor_ref, QuoteReady())
 
