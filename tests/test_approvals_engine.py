@@ -123,3 +123,28 @@ def test_a_position_sold_elsewhere_withdraws_its_request_once(tmp_path):
         ("closed", None),
         ("approval_withdrawn", "position_gone"),
     ]
+
+
+def test_cli_rejects_and_the_service_sends_nothing(tmp_path, capsys):
+    sim = account(tmp_path, 1)
+    engine = make_engine(tmp_path, sim, tp_config())
+    engine.start()
+    try:
+        run(engine, sim, 2, {1: {"S000": "111"}})
+    finally:
+        engine.stop()
+    assert main(["approve", "--state", str(tmp_path), "S000", "--reject"]) == 0
+    assert "rejected " in capsys.readouterr().out
+    assert main(["approve", "--state", str(tmp_path), "S000", "--reject"]) == 0
+    assert "already recorded" in capsys.readouterr().out
+    engine = make_engine(tmp_path, sim, tp_config())
+    engine.start()
+    try:
+        run(engine, sim, 3, {1: {"S000": "115"}})
+        [a] = pending(engine)
+        assert a.rejected
+    finally:
+        engine.stop()
+    assert main(["approve", "--state", str(tmp_path), "--list"]) == 0
+    assert "rejected" in capsys.readouterr().out.splitlines()[1]
+    assert filled_orders(sim) == []

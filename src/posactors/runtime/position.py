@@ -447,12 +447,15 @@ class PositionActor(TrackedActor):
 
     def _approve(self, approval_id: str, now: datetime, reject: bool = False) -> None:
         try:
-            self.state = answer(self.state, approval_id, approve=not reject)
+            answered = answer(self.state, approval_id, approve=not reject)
         except KeyError:
             self.ctx.log.event(
                 "approval_unknown", position=self.state.position_id, approval=approval_id
             )
             return
+        if answered == self.state:  # the same answer again (told before it was consumed)
+            return
+        self.state = answered
         pid = self.state.position_id
         self.ctx.log.event("rejected" if reject else "approved", position=pid, approval=approval_id)
         self._apply(on_clock(self.state, self.policy, now, self.ctx.calendar), now)
