@@ -51,6 +51,10 @@ def test_notices_say_what_happened():
         "position_parked"
     )
     assert notice_from_log("broker_outage", {"in_a_row": 5}).event == "breaker_tripped"
+    tripped = {"symbol": "AAPL", "until": "10:05", "error": "rejected"}
+    assert notice_from_log("position_breaker_tripped", tripped).text == (
+        "AAPL: its exits paused after repeated errors (until 10:05): rejected"
+    )
     assert notice_from_log("exit_decided", {}) is None
 
 
@@ -192,3 +196,43 @@ def test_a_stuck_notification_service_never_blocks_the_engine(tmp_path):
         sender.release.set()
         n.stop()
     assert sender.calls >= 1
+
+
+class Captured:
+    """A sender that keeps what it was asked to send."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def send(self, title: str, body: str, failure: bool) -> bool:
+        self.sent.append((title, body))
+        return True
+
+
+def test_a_position_breaker_trip_and_the_refusals_are_notified(tmp_path):
+    from posactors.adapters.sim import SimFaults
+
+    sim = account(tmp_path, 1, faults=SimFaults(reject=1.0))
+    cfg = config(stop_loss={"pct": 5})
+    cfg = cfg.model_copy(update={"engine": cfg.engine.model_copy(update={"cooldown_s": 60})})
+    engine = make_engine(tmp_path, sim, cfg)
+    log = EventLog(stream=io.BytesIO())
+    engine.log = log
+    sender = Captured()
+    n = Notifier(
+        NotifySettings(urls=["json://127.0.0.1:9/"], batch_s=0.01),
+        log,
+        engine.metrics,
+        sender=sender,
+    )
+    engine.subscribe(n.on_event)
+    log.add_tap(n.on_log)
+    engine.start()
+    try:
+        run(engine, sim, 10, {1: {"S000": "90"}})
+    finally:
+        engine.stop()
+        n.stop()
+    text = "\n".join(body for _, body in sender.sent)
+    assert "S000: exit refused by the broker" in text
+    assert "S000: its exits paused after repeated errors" in text

@@ -114,6 +114,12 @@ def notice_from_log(name: str, fields: Mapping[str, Any]) -> Notice | None:
             f"broker unreachable ({fields.get('in_a_row')} failures in a row): "
             "exits wait and are retried",
         )
+    if name == "position_breaker_tripped":
+        return Notice(
+            "breaker_tripped",
+            f"{fields.get('symbol')}: its exits paused after repeated errors "
+            f"(until {fields.get('until')}): {fields.get('error')}",
+        )
     if name == "data_outage":
         return Notice("breaker_tripped", "market data unreachable: no new quotes")
     return None

@@ -183,6 +183,15 @@ class PositionActor(TrackedActor):
                 gone = withdrawn_by_close(before, self.state)
                 if gone is not None:
                     self._withdrawn(gone)
+            b = self.state.breaker
+            if b.trips > before.breaker.trips:  # said once, for the notifications
+                self.ctx.log.event(
+                    "position_breaker_tripped",
+                    position=self.state.position_id,
+                    symbol=self.state.symbol,
+                    until=b.open_until,
+                    error=b.last_error,
+                )
             if self.slot.finish(quiet_band(self.state, self.policy)):
                 self.tell(self.actor_ref, QuoteReady())
 
