@@ -479,7 +479,7 @@ def test_engine_and_market_data_bounds() -> None:
 def test_unknown_key_top_level() -> None:
     assert one_problem({"exit": {}}) == (
         "x.yaml: exit: unknown key (did you mean exits? expected one of: exits, overrides, "
-        "dry_run, market_data, broker, engine, state, scope, live)"
+        "dry_run, market_data, broker, engine, state, scope, live, notify)"
     )
 
 

@@ -202,16 +202,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.live:
         config = config.model_copy(update={"live": True})
     state_dir = usable_state_dir(args.state or str(config.state.path), create=False)
+    from posactors.control import ControlOptions
+
+    if args.http_host is not None and args.http_port is None:
+        raise InputError(f"--http-host {args.http_host}: needs --http-port")
+    host = args.http_host or "127.0.0.1"
+    # a port in use: exit 2 before anything starts
     if args.metrics_port is not None:
-        free_port("--metrics-port", args.metrics_port)  # a port in use: exit 2 before the start
-    return run_service(config, state_dir, live=sys.stdout.isatty(), metrics_port=args.metrics_port)
+        free_port("--metrics-port", args.metrics_port)
+    if args.http_port is not None:
+        free_port("--http-port", args.http_port, host)
+    control = ControlOptions(
+        live=sys.stdout.isatty(),
+        metrics_port=args.metrics_port,
+        http_port=args.http_port,
+        http_host=host,
+    )
+    return run_service(config, state_dir, control=control)
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    """Approve a pending exit (a take-profit with ``require_approval``)."""
-    from posactors.inspect_state import approve_main
+    """List, approve or reject pending exits (take-profits with ``require_approval``)."""
+    from posactors.approve_cmd import approve_command
 
-    return approve_main(Path(args.state), args.id)
+    return approve_command(
+        Path(args.state), args.id, list_only=args.list, reject=args.reject, as_json=args.json
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -275,11 +291,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help="serve Prometheus metrics on 127.0.0.1:PORT/metrics",
     )
+    run.add_argument(
+        "--http-port",
+        type=int,
+        metavar="PORT",
+        help="serve the status page (and /metrics) on 127.0.0.1:PORT",
+    )
+    run.add_argument(
+        "--http-host",
+        metavar="ADDR",
+        help="listen on ADDR instead of 127.0.0.1 (say 0.0.0.0 to expose the page: take care)",
+    )
     run.set_defaults(handler=cmd_run)
 
-    ap = commands.add_parser("approve", help="approve a pending exit")
+    ap = commands.add_parser("approve", help="list, approve or reject pending take-profits")
     ap.add_argument("--state", required=True, metavar="DIR")
-    ap.add_argument("id", metavar="ID")
+    ap.add_argument("id", nargs="?", metavar="ID|SYMBOL", help="an approval id or a symbol")
+    ap.add_argument("--list", action="store_true", help="the requests waiting for a person")
+    ap.add_argument("--reject", action="store_true", help="say no: the exit is not sent")
+    ap.add_argument("--json", action="store_true", help="with --list: one JSON object a line")
     ap.set_defaults(handler=cmd_approve)
     register(commands)
 

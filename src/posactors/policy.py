@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from posactors.notify_settings import NotifySettings
 from posactors.policy_errors import (
     NO_VALUE,
     ConfigError,
@@ -106,6 +107,8 @@ class TakeProfit(OrderSettings):
 
     pct: Num = Field(gt=0)
     require_approval: bool = False
+    # a request unanswered this long is withdrawn (asked again at the then price if it holds)
+    approval_expires_min: Num | None = Field(None, gt=0)
 
 
 class StaircaseStep(_Strict):
@@ -365,6 +368,7 @@ class Config(_Strict):
     state: StateSettings = StateSettings()
     scope: Scope = Scope()
     live: bool = False  # required (or --live) against Alpaca's live trading endpoint
+    notify: NotifySettings = NotifySettings()
 
     _policies: dict[str, ExitPolicy] = PrivateAttr(default_factory=dict)
 

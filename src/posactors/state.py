@@ -64,6 +64,7 @@ class PendingApproval:
     trigger_price: Decimal
     requested_at: datetime
     approved: bool = False
+    rejected: bool = False  # a person said no: not asked again while it stands
 
 
 @dataclass(frozen=True, slots=True)

@@ -207,9 +207,10 @@ class Engine:
         ctx = self._running()
         ctx.tell(ctx.quotes, PushQuotes(tuple(quotes)))
 
-    def approve(self, approval_id: str) -> None:
+    def approve(self, approval_id: str, reject: bool = False) -> None:
+        """A person's answer to a pending take-profit (``reject``: no), applied at once."""
         assert self.store is not None
-        self.store.request_approval(approval_id)
+        self.store.request_approval(approval_id, reject)
         ctx = self._running()
         ctx.tell(ctx.supervisor, CheckApprovals())
 

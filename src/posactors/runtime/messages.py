@@ -44,6 +44,7 @@ class OrderEvent:
 @dataclass(frozen=True, slots=True)
 class Approve:
     approval_id: str
+    reject: bool = False  # a person said no
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +215,8 @@ class Reconcile:
 class ExitEvent:
     """What an embedding bot hears: an exit decided, filled, or failed."""
 
-    kind: str  # "decided" | "filled" | "failed" | "approval" | "alert" | "closed"
+    # "decided" | "filled" | "failed" | "approval" | "approval_withdrawn" | "alert" | "closed"
+    kind: str
     position_id: str
     symbol: str
     detail: dict = field(default_factory=dict)

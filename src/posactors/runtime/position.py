@@ -20,6 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from posactors.approvals import Withdrawn, answer, approval_deadline, expire, withdrawn_by_close
 from posactors.codec import intent_to_dict, state_to_dict
 from posactors.model import ExitIntent, OrderStatus, OrderUpdate
 from posactors.policy import ExitPolicy
@@ -62,7 +63,6 @@ from posactors.runtime.tracker import TrackedActor
 from posactors.state import (
     PositionState,
     adopt_quantity,
-    approve,
     observe_account,
     order_field,
     record_bar,
@@ -151,7 +151,10 @@ class PositionActor(TrackedActor):
         # durable from first sight: original_qty and the stop must survive any crash;
         # with a broker-held stop, an unprotected position gets its stop at once
         now = self.ctx.clock.now()
-        self._apply(Evaluation(self.state), now, force=not self.restored)
+        self.state, expired = expire(self.state, self.policy, now)  # it waited while we were down
+        if expired is not None:
+            self._withdrawn(expired)
+        self._apply(Evaluation(self.state), now, force=not self.restored or expired is not None)
 
     def on_stop(self) -> None:
         if self._timer is not None:
@@ -172,9 +175,23 @@ class PositionActor(TrackedActor):
     # --- messages
     def handle(self, message: Any) -> Any:
         self.slot.begin()
+        before, was_closed = self.state, self.closed
         try:
             return self._handle(message)
         finally:
+            if self.closed and not was_closed:
+                gone = withdrawn_by_close(before, self.state)
+                if gone is not None:
+                    self._withdrawn(gone)
+            b = self.state.breaker
+            if b.trips > before.breaker.trips:  # said once, for the notifications
+                self.ctx.log.event(
+                    "position_breaker_tripped",
+                    position=self.state.position_id,
+                    symbol=self.state.symbol,
+                    until=b.open_until,
+                    error=b.last_error,
+                )
             if self.slot.finish(quiet_band(self.state, self.policy)):
                 self.tell(self.actor_ref, QuoteReady())
 
@@ -184,6 +201,10 @@ class PositionActor(TrackedActor):
                 self.ctx.tell(self.ctx.store, JournalStatus(message.update))
             return self.state if message == "state" else None
         now = self.ctx.clock.now()
+        if isinstance(message, (QuoteReady, Wake, BarsUpdate)):  # each ends in _apply: saved
+            self.state, expired = expire(self.state, self.policy, now)
+            if expired is not None:
+                self._withdrawn(expired)
         if isinstance(message, QuoteReady):
             quote, received, self._cycle = self.slot.take()
             if quote is None:
@@ -208,7 +229,7 @@ class PositionActor(TrackedActor):
             self._use_quiet_price()
             self._apply(on_clock(self.state, self.policy, now, self.ctx.calendar), now)
         elif isinstance(message, Approve):
-            self._approve(message.approval_id, now)
+            self._approve(message.approval_id, now, message.reject)
         elif isinstance(message, AdoptQuantity):
             self._adopt(message.qty, now, message.foreign_held)
         elif isinstance(message, ForeignStop):
@@ -278,9 +299,14 @@ class PositionActor(TrackedActor):
                 self.ctx.log.event(
                     "approval_requested", position=pid, approval=action.approval.approval_id
                 )
-                self.ctx.emit(
-                    ExitEvent("approval", pid, symbol, {"approval_id": action.approval.approval_id})
-                )
+                detail = {
+                    "approval_id": action.approval.approval_id,
+                    "price": action.approval.trigger_price,
+                    "entry": self.state.entry_price,
+                    "side": self.state.side.value,
+                    "qty": self.state.qty,
+                }
+                self.ctx.emit(ExitEvent("approval", pid, symbol, detail))
             elif isinstance(action, Alert):
                 self.ctx.metrics.inc("alerts")
                 self.ctx.log.event("alert", position=pid, message=action.message)
@@ -428,16 +454,31 @@ class PositionActor(TrackedActor):
         if self._timer is not None:
             self._timer.cancel()
 
-    def _approve(self, approval_id: str, now: datetime) -> None:
+    def _approve(self, approval_id: str, now: datetime, reject: bool = False) -> None:
         try:
-            self.state = approve(self.state, approval_id)
+            answered = answer(self.state, approval_id, approve=not reject)
         except KeyError:
             self.ctx.log.event(
                 "approval_unknown", position=self.state.position_id, approval=approval_id
             )
             return
-        self.ctx.log.event("approved", position=self.state.position_id, approval=approval_id)
+        if answered == self.state:  # the same answer again (told before it was consumed)
+            return
+        self.state = answered
+        pid = self.state.position_id
+        self.ctx.log.event("rejected" if reject else "approved", position=pid, approval=approval_id)
         self._apply(on_clock(self.state, self.policy, now, self.ctx.calendar), now)
+
+    def _withdrawn(self, withdrawn: Withdrawn) -> None:
+        """Say that a request can no longer be answered (expired, or its position gone)."""
+        pid, symbol = self.state.position_id, self.state.symbol
+        approval_id = withdrawn.approval.approval_id
+        self.ctx.metrics.inc("approvals_withdrawn")
+        self.ctx.log.event(
+            "approval_withdrawn", position=pid, approval=approval_id, why=withdrawn.why
+        )
+        detail = {"approval_id": approval_id, "why": withdrawn.why}
+        self.ctx.emit(ExitEvent("approval_withdrawn", pid, symbol, detail))
 
     def _refused_for_qty(self, broker_qty: Decimal) -> bool:
         """An exit refused for insufficient quantity, with no order of ours left open: the
@@ -496,6 +537,9 @@ class PositionActor(TrackedActor):
     # --- timers
     def _arm_timer(self, now: datetime) -> None:
         due = next_deadline(self.state, self.policy, now, self.ctx.calendar)
+        expires = approval_deadline(self.state, self.policy) if self.state.is_open else None
+        if expires is not None and expires > now and (due is None or expires < due):
+            due = expires
         if due == self._timer_due:
             return
         if self._timer is not None:

@@ -353,10 +353,11 @@ class Supervisor(TrackedActor):
             self.ctx.tell(self.actors[pid], AdoptQuantity(qty, foreign if same_side else None))
 
     def _check_approvals(self) -> None:
-        for approval_id in self.store.approvals():
+        for approval_id, request in self.store.approval_requests().items():
             pid = approval_id.rsplit(":", 1)[0]
             if pid in self.actors:
-                self.ctx.tell(self.actors[pid], Approve(approval_id))
+                reject = bool(isinstance(request, dict) and request.get("reject"))
+                self.ctx.tell(self.actors[pid], Approve(approval_id, reject))
                 self.ctx.tell(self.ctx.store, _consume_approval(approval_id))
 
     # --- actors
