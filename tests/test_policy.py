@@ -479,7 +479,7 @@ def test_engine_and_market_data_bounds() -> None:
 def test_unknown_key_top_level() -> None:
     assert one_problem({"exit": {}}) == (
         "x.yaml: exit: unknown key (did you mean exits? expected one of: exits, overrides, "
-        "dry_run, market_data, broker, engine, state)"
+        "dry_run, market_data, broker, engine, state, scope, live, notify)"
     )
 
 
@@ -780,3 +780,18 @@ def test_parse_config_raises_only_config_error(data: Any) -> None:
         assert isinstance(config.policy_for(symbol), ExitPolicy)
     for rule in (config.exits.stop_loss, config.exits.take_profit):
         assert rule is None or (isinstance(rule.pct, Decimal) and math.isfinite(rule.pct))
+
+
+def test_scope_globs_and_exclusions() -> None:
+    config, _ = parse_config({"scope": {"symbols": ["A*", "MSFT"], "exclude": ["AMZN"]}})
+    assert [s for s in ("AAPL", "AMZN", "MSFT", "TSLA") if config.scope.covers(s)] == [
+        "AAPL",
+        "MSFT",
+    ]
+    assert parse_config({})[0].scope.covers("ANYTHING")
+
+
+def test_scope_pattern_that_is_not_a_symbol_is_refused() -> None:
+    assert one_problem({"scope": {"symbols": ["aapl"]}}).startswith(
+        'x.yaml: scope.symbols[0] = "aapl": expected a symbol or a glob pattern'
+    )

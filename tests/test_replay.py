@@ -203,5 +203,5 @@ def test_config_check_shows_the_effective_policy_per_symbol(capsys, tmp_path):
     cfg.write_text("exits:\n  stop_loss: {pct: 8}\noverrides:\n  AAPL: {stop_loss: {pct: 5}}\n")
     assert main(["config", "check", "--json", "--show", str(cfg)]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["policies"]["*"]["stop_loss"]["pct"] == "8"
-    assert doc["policies"]["AAPL"]["stop_loss"]["pct"] == "5"
+    assert doc["policies"]["*"]["stop_loss"]["pct"] == 8
+    assert doc["policies"]["AAPL"]["stop_loss"]["pct"] == 5

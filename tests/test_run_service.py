@@ -39,9 +39,11 @@ def server() -> Iterator[AlpacaServer]:
         yield srv
 
 
-def start(server: AlpacaServer, tmp_path: Path, *extra: str) -> subprocess.Popen:
+def start(
+    server: AlpacaServer, tmp_path: Path, *extra: str, config: str = CONFIG
+) -> subprocess.Popen:
     cfg = tmp_path / "config.yaml"
-    cfg.write_text(CONFIG)
+    cfg.write_text(config)
     env = {**os.environ, **server.env()}
     cmd = [
         sys.executable,

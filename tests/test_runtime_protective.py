@@ -52,7 +52,7 @@ def test_every_position_is_protected_at_once_and_the_stop_only_rises(tmp_path):
         ]
 
 
-def test_another_exit_cancels_the_stop_first_then_replaces_it_for_the_rest(tmp_path):
+def test_a_tier_reduces_the_stop_first_so_the_rest_stays_protected(tmp_path):
     tier = {"name": "half", "sell_pct": 50, "gain_pct": {"min": 5}}
     sim = account(tmp_path, 1)
     engine = make_engine(tmp_path, sim, config(tiers=[tier]))
@@ -64,9 +64,9 @@ def test_another_exit_cancels_the_stop_first_then_replaces_it_for_the_rest(tmp_p
         engine.stop()
     log = sim.order_log()
     assert [(o["type"], o["status"], o["qty"]) for o in log] == [
-        ("stop", "canceled", "100"),  # first protection, cancelled to free the shares
+        ("stop", "replaced", "100"),  # first protection, reduced to free the tier's shares
+        ("stop", "new", "50"),  # the rest stays protected at the broker all along
         ("market", "filled", "50"),  # the tier
-        ("stop", "new", "50"),  # protection again, for what is left
     ]
     assert stops(sim) == [("S000", D("92.00"), D(50))]
     assert counters.get("orders_rejected", 0) == 0  # never a 40310000

@@ -8,16 +8,21 @@ Each command lives in its own function; the parsers are registered in
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import orjson
+
 from posactors.backtest.cli import register
 from posactors.errors import InputError
-from posactors.output import emit_json, fmt
+from posactors.inspect_state import add_inspect_arguments
+from posactors.output import dumps, emit_json, fmt
 from posactors.policy import ConfigError, load_config
+from posactors.preflight import free_port, writable_file
 from posactors.store import StoreError
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
@@ -29,25 +34,46 @@ def _warn(messages: Sequence[str]) -> None:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    """Validate each file; print the effective policy per symbol with ``--show``."""
+    """Validate each file; print the effective policy per symbol (YAML) with ``--show``.
+
+    With ``--json`` one object per file on stdout, valid or not:
+    ``{"file", "ok", "errors", "warnings"[, "policies"]}``.
+    """
     status = EXIT_OK
     for path in args.files:
         try:
             config, warnings = load_config(path)
         except ConfigError as exc:
-            print(str(exc), file=sys.stderr)
             status = EXIT_BAD_INPUT
+            if args.json:
+                emit_json({"file": str(path), "ok": False, "errors": exc.problems, "warnings": []})
+            else:
+                print(str(exc), file=sys.stderr)
             continue
-        _warn([f"{path}: {w}" for w in warnings])
         if args.json:
             emit_json(
-                {"file": str(path), "ok": True, "warnings": warnings, **_policies(config, args)}
+                {
+                    "file": str(path),
+                    "ok": True,
+                    "errors": [],
+                    "warnings": warnings,
+                    **_policies(config, args),
+                }
             )
-        else:
-            print(f"{path}: ok ({len(warnings)} warning{'s' * (len(warnings) != 1)})")
-            for symbol, policy in _policies(config, args).get("policies", {}).items():
-                print(f"  {symbol}: {policy}")
+            continue
+        _warn(warnings)  # each already names the file
+        print(f"{path}: ok ({len(warnings)} warning{'s' * (len(warnings) != 1)})")
+        policies = _policies(config, args)
+        if policies:
+            print(yaml_text({"effective policy": policies["policies"]}), end="")
     return status
+
+
+def yaml_text(value: object) -> str:
+    """Plain YAML for a person, in the order given."""
+    import yaml
+
+    return yaml.safe_dump(value, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
 def _policies(config, args: argparse.Namespace) -> dict:
@@ -57,8 +83,17 @@ def _policies(config, args: argparse.Namespace) -> dict:
     policies = {}
     for symbol in symbols:
         policy = config.exits if symbol == "*" else config.policy_for(symbol)
-        policies[symbol] = policy.model_dump(mode="json", exclude_none=True)
+        # Decimals as plain numbers, times as text (the same values in YAML and in JSON)
+        policies[symbol] = orjson.loads(dumps(policy.model_dump(exclude_none=True)))
     return {"policies": policies}
+
+
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    """The JSON Schema of the configuration file (editors validate YAML against it)."""
+    from posactors.config_reference import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return EXIT_OK
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -133,13 +168,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     else:
         config = Config()
         _warn(["no --config: the built-in defaults have no exit rule; nothing will exit"])
+    log_path = writable_file("--log", args.log) if args.log is not None else None
     options = SimulateOptions(
         positions=args.positions,
         duration_s=args.duration,
         seed=args.seed,
         state_dir=usable_state_dir(args.state) if args.state else None,
         speed=args.speed,
-        log_path=Path(args.log) if args.log else None,
+        log_path=log_path,
     )
     switch_interval = tune_process()  # this process hosts the engine: see tune_process
     try:
@@ -149,8 +185,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"summary": summary})
     else:
-        for key, value in summary.items():
-            print(f"{key:24} {fmt(value) if not isinstance(value, dict) else value}")
+        from posactors.simulate_report import render_text
+
+        print(render_text(summary, args.state or "a temporary folder"))
     return EXIT_OK
 
 
@@ -162,17 +199,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     _warn(warnings)
     if args.dry_run:
         config = config.model_copy(update={"dry_run": True})
+    if args.live:
+        config = config.model_copy(update={"live": True})
     state_dir = usable_state_dir(args.state or str(config.state.path), create=False)
-    if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
-        raise InputError(f"--metrics-port {args.metrics_port}: expected a port, 1-65535")
-    return run_service(config, state_dir, live=sys.stdout.isatty(), metrics_port=args.metrics_port)
+    from posactors.control import ControlOptions
+
+    if args.http_host is not None and args.http_port is None:
+        raise InputError(f"--http-host {args.http_host}: needs --http-port")
+    host = args.http_host or "127.0.0.1"
+    # a port in use: exit 2 before anything starts
+    if args.metrics_port is not None:
+        free_port("--metrics-port", args.metrics_port)
+    if args.http_port is not None:
+        free_port("--http-port", args.http_port, host)
+    control = ControlOptions(
+        live=sys.stdout.isatty(),
+        metrics_port=args.metrics_port,
+        http_port=args.http_port,
+        http_host=host,
+    )
+    return run_service(config, state_dir, control=control)
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    """Approve a pending exit (a take-profit with ``require_approval``)."""
-    from posactors.inspect_state import approve_main
+    """List, approve or reject pending exits (take-profits with ``require_approval``)."""
+    from posactors.approve_cmd import approve_command
 
-    return approve_main(Path(args.state), args.id)
+    return approve_command(
+        Path(args.state), args.id, list_only=args.list, reject=args.reject, as_json=args.json
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -189,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--symbol", action="append", help="effective policy for SYMBOL")
     check.add_argument("--json", action="store_true")
     check.set_defaults(handler=cmd_config_check)
+    schema = config_commands.add_parser("schema", help="print the config's JSON Schema")
+    schema.set_defaults(handler=cmd_config_schema)
 
     rp = commands.add_parser("replay", help="one position through the rules on a ticks file")
     rp.add_argument("--config", required=True, metavar="FILE")
@@ -205,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1800.0,
         metavar="S",
-        help="virtual seconds to run (default 1800)",
+        help="virtual seconds to run this time (default 1800); on an existing --state the "
+        "account continues from its own clock",
     )
     sim.add_argument("--seed", type=int, default=0, metavar="K")
     sim.add_argument("--config", metavar="FILE")
@@ -225,32 +283,90 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--state", metavar="DIR", help="state directory (default: state.path)")
     run.add_argument("--dry-run", action="store_true", help="decide and journal, send nothing")
     run.add_argument(
+        "--live", action="store_true", help="required against Alpaca's live trading endpoint"
+    )
+    run.add_argument(
         "--metrics-port",
         type=int,
         metavar="PORT",
         help="serve Prometheus metrics on 127.0.0.1:PORT/metrics",
     )
+    run.add_argument(
+        "--http-port",
+        type=int,
+        metavar="PORT",
+        help="serve the status page (and /metrics) on 127.0.0.1:PORT",
+    )
+    run.add_argument(
+        "--http-host",
+        metavar="ADDR",
+        help="listen on ADDR instead of 127.0.0.1 (say 0.0.0.0 to expose the page: take care)",
+    )
     run.set_defaults(handler=cmd_run)
 
-    ap = commands.add_parser("approve", help="approve a pending exit")
+    ap = commands.add_parser("approve", help="list, approve or reject pending take-profits")
     ap.add_argument("--state", required=True, metavar="DIR")
-    ap.add_argument("id", metavar="ID")
+    ap.add_argument("id", nargs="?", metavar="ID|SYMBOL", help="an approval id or a symbol")
+    ap.add_argument("--list", action="store_true", help="the requests waiting for a person")
+    ap.add_argument("--reject", action="store_true", help="say no: the exit is not sent")
+    ap.add_argument("--json", action="store_true", help="with --list: one JSON object a line")
     ap.set_defaults(handler=cmd_approve)
     register(commands)
+
+    ins = commands.add_parser("inspect", help="every position's state from a state directory")
+    add_inspect_arguments(ins)
+    ins.set_defaults(handler=cmd_inspect)
     return parser
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Every position's state from the store of a running or stopped service, read-only."""
+    from posactors.inspect_state import inspect_command
+
+    return inspect_command(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        status = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return status
     except (InputError, ConfigError, StoreError) as exc:  # StoreError: a state refused
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # e.g. `posactors inspect ... | head -1`: the reader had enough
+        quiet_stdout()
         return EXIT_OK
+    except Exception as exc:  # not the user's doing: a message, the traceback only on request
+        return unexpected_error(exc)
+
+
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush cannot fail on a closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
+
+
+def unexpected_error(exc: BaseException) -> int:
+    """Exit 1 with one line naming the error; ``POSACTORS_DEBUG=1`` adds the traceback."""
+    if os.environ.get("POSACTORS_DEBUG"):
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    print(
+        f"error: posactors stopped on an unexpected error: {type(exc).__name__}: {exc}\n"
+        "  (set POSACTORS_DEBUG=1 to see where; please report it with that output)",
+        file=sys.stderr,
+    )
+    return EXIT_FAILURE
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ def position_view(state: PositionState, requested: set[str]) -> dict[str, Any]:
         "side": state.side.value,
         "qty": state.qty,
         "original_qty": state.original_qty,
+        "broker_qty": state.broker_qty,  # as the broker last listed it
+        "foreign_held": state.foreign_held,  # held by orders posactors did not make
         "entry_price": state.entry_price,
         "opened_at": state.opened_at,
         "effective_stop": state.effective_stop,
@@ -119,6 +121,7 @@ def collect(state_dir: Path, symbols: Sequence[str] = ()) -> tuple[list[dict], d
         "writer": meta.get("writer"),
         "parked": meta.get("parked") or {},
         "kill_switch": meta.get("kill_switch"),
+        "scope": meta.get("scope"),
         "positions": len(positions),
         "open_intents": [intent_view(e) for e in journal if keep(str(e.get("symbol", "")))],
         "approvals_requested": sorted(requested),
@@ -196,6 +199,9 @@ def render_text(positions: list[dict], summary: dict[str, Any]) -> str:
         )
     for pid, error in s["parked"].items():
         lines.append(f"  parked actor {pid}: {error}")
+    if s.get("scope") and s["scope"].get("out"):
+        out = ", ".join(s["scope"]["out_symbols"])
+        lines.append(f"  out of scope (never touched): {out}")
     if s.get("kill_switch"):
         k = s["kill_switch"]
         lines.append(f"  KILL SWITCH tripped at {k['at']}: drawdown {k['drawdown_pct']}%")
@@ -209,8 +215,8 @@ def render_text(positions: list[dict], summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="inspect", description="Dump position actor state.")
+def add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``posactors inspect`` and ``tools/inspect``."""
     parser.add_argument(
         "--state", required=True, metavar="DIR", help="the service's state directory"
     )
@@ -218,7 +224,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--json", action="store_true", help="one JSON object per position, then a summary"
     )
     parser.add_argument("symbols", nargs="*", metavar="SYMBOL")
-    args = parser.parse_args(argv)
+
+
+def inspect_command(args: argparse.Namespace) -> int:
+    """Print every position (text, or JSON lines with ``--json``); 2 on a bad state."""
     state_dir = Path(args.state)
     if not state_dir.is_dir():
         print(f"inspect: no state directory at {state_dir}", file=sys.stderr)
@@ -235,6 +244,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(render_text(positions, summary))
     return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``tools/inspect``: the same as ``posactors inspect`` (errors and pipes handled there)."""
+    from posactors.cli import main as cli_main
+
+    return cli_main(["inspect", *(sys.argv[1:] if argv is None else argv)])
 
 
 def approve_main(state_dir: Path | str, approval_id: str) -> int:

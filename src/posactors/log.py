@@ -6,6 +6,7 @@ whatever the caller passes.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 from collections.abc import Callable
@@ -36,8 +37,16 @@ class EventLog:
         self._now = now
         self._lock = threading.Lock()
         self.enabled = enabled
+        self._taps: list[Callable[[str, dict[str, Any]], None]] = []
+
+    def add_tap(self, tap: Callable[[str, dict[str, Any]], None]) -> None:
+        """Also hand each event (name, masked fields) to ``tap`` (keep it quick; never raises)."""
+        self._taps.append(tap)
 
     def event(self, name: str, **fields: Any) -> None:
+        for tap in self._taps:
+            with contextlib.suppress(Exception):  # a tap must never take the engine down
+                tap(name, _mask(fields))
         if not self.enabled:
             return
         record = {"ts": self._now().isoformat() if self._now else None, "event": name}

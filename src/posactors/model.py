@@ -8,6 +8,7 @@ exactly ("exactly at -8%" triggers the stop). Times are timezone-aware
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -202,6 +203,22 @@ def client_order_id(position_id: str, reason: ExitReason, attempt: int) -> str:
     digest = hashlib.sha1(f"{position_id}|{reason}".encode()).hexdigest()[:16]
     code = _REASON_CODES[reason.kind]
     return f"pa-{digest}-{code}-{attempt}"
+
+
+OWN_ORDER_PREFIX = "pa-"
+_OWN_ORDER_ID = re.compile(r"pa-[0-9a-f]{16}-[a-z0-9]{2,3}-[0-9]{1,6}")
+_OWN_STOP_ID = re.compile(r"pa-[0-9a-f]{16}-ps-[0-9]{1,6}")
+
+
+def is_own_order(client_order_id: str | None) -> bool:
+    """True for an order posactors made (its deterministic id); any other order is
+    someone else's and is never cancelled or replaced."""
+    return client_order_id is not None and _OWN_ORDER_ID.fullmatch(client_order_id) is not None
+
+
+def is_own_stop(client_order_id: str | None) -> bool:
+    """True for a broker-held protective stop that posactors made."""
+    return client_order_id is not None and _OWN_STOP_ID.fullmatch(client_order_id) is not None
 
 
 def protective_order_id(position_id: str, attempt: int) -> str:

@@ -41,3 +41,15 @@ def fmt(value: Any) -> str:
             else format(value, "f")
         )
     return str(value)
+
+
+def duration(seconds: float) -> str:
+    """A time span for a human: ``42s``, ``12m 05s``, ``3h 07m``, ``2d 04h``."""
+    s = max(int(seconds), 0)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600:02d}h"

@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Mapping
 from decimal import Decimal
+from fnmatch import fnmatchcase
 from itertools import pairwise
 from typing import Annotated, Any, Literal
 
@@ -31,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from posactors.notify_settings import NotifySettings
 from posactors.policy_errors import (
     NO_VALUE,
     ConfigError,
@@ -67,6 +69,15 @@ def _symbol(symbol: str) -> str:
     return symbol
 
 
+def _pattern(pattern: str) -> str:
+    if not re.fullmatch(r"[A-Z0-9./*?\[\]!-]+", pattern):
+        raise FieldProblem(
+            "expected a symbol or a glob pattern of uppercase letters, digits, '.', '/', "
+            "'*', '?' or [...] (e.g. AAPL, BRK.*, ?QQ)"
+        )
+    return pattern
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -96,6 +107,8 @@ class TakeProfit(OrderSettings):
 
     pct: Num = Field(gt=0)
     require_approval: bool = False
+    # a request unanswered this long is withdrawn (asked again at the then price if it holds)
+    approval_expires_min: Num | None = Field(None, gt=0)
 
 
 class StaircaseStep(_Strict):
@@ -323,6 +336,26 @@ class StateSettings(_Strict):
     path: str = "./state"
 
 
+class Scope(_Strict):
+    """Which of the account's positions are posactors' to manage.
+
+    Glob patterns on the symbol (``fnmatch``, case-sensitive): a position is in
+    scope when its symbol matches one of ``symbols`` and none of ``exclude``. A
+    position out of scope is never touched: no stop, no exit, none of its orders
+    cancelled. Alpaca nets every bot's shares of a symbol into one position, so
+    the symbol is the unit of ownership.
+    """
+
+    symbols: tuple[Annotated[str, AfterValidator(_pattern)], ...] = ("*",)
+    exclude: tuple[Annotated[str, AfterValidator(_pattern)], ...] = ()
+
+    def covers(self, symbol: str) -> bool:
+        """True when ``symbol`` is in scope."""
+        return any(fnmatchcase(symbol, p) for p in self.symbols) and not any(
+            fnmatchcase(symbol, p) for p in self.exclude
+        )
+
+
 class Config(_Strict):
     """The whole configuration; ``policy_for(symbol)`` gives a position's exit policy."""
 
@@ -333,6 +366,9 @@ class Config(_Strict):
     broker: BrokerSettings = BrokerSettings()
     engine: EngineSettings = EngineSettings()
     state: StateSettings = StateSettings()
+    scope: Scope = Scope()
+    live: bool = False  # required (or --live) against Alpaca's live trading endpoint
+    notify: NotifySettings = NotifySettings()
 
     _policies: dict[str, ExitPolicy] = PrivateAttr(default_factory=dict)
 

@@ -11,24 +11,30 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 
 from posactors.calendar import xnys
+from posactors.control import ControlOptions, ControlSurface
 from posactors.log import EventLog
 from posactors.policy import Config
 from posactors.runtime.broker_clock import BrokerClock, BrokerSessionCalendar
 from posactors.runtime.engine import Engine, tune_process
+from posactors.service_start import check_live_consent, preflight
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 
 
 def run_service(
-    config: Config, state_dir: Path, live: bool = False, metrics_port: int | None = None
+    config: Config,
+    state_dir: Path,
+    live: bool = False,
+    metrics_port: int | None = None,
+    control: ControlOptions | None = None,
 ) -> int:
     """Run until a signal; 0 after a clean stop, 1 if the engine failed underneath."""
     from posactors.adapters.alpaca import from_env
 
+    trading_live = check_live_consent(config)  # before any request: --live for live trading
     broker, market_data = from_env(config)  # InputError (exit 2) before anything starts
     log = EventLog(stream=sys.stderr.buffer)
     try:
@@ -41,35 +47,41 @@ def run_service(
         broker.close()
         return EXIT_FAILURE
     log = EventLog(stream=sys.stderr.buffer, now=clock.now)
+    # read-only: the account, its positions and orders; the state claimed; the banner
+    opened = (clock, market_data)
+    account = preflight(broker, config, state_dir, log, live=trading_live, opened=opened)
+    if account is None:  # the broker could not be read: said, and all closed
+        return EXIT_FAILURE
     calendar = BrokerSessionCalendar(xnys(), clock)
     engine = Engine(
         config, broker, market_data, state_dir=state_dir, clock=clock, calendar=calendar, log=log
     )
+    control = control or ControlOptions(live=live, metrics_port=metrics_port)
+    surface = ControlSurface(config, engine, log, state_dir, control)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     status = EXIT_OK
     switch_interval = tune_process()  # this process is the service's: see tune_process
     try:
+        engine.account = account  # the mode (PAPER / LIVE) and the account in status()
         engine.start()
-        if metrics_port is not None:
-            from posactors.metrics_http import serve_metrics
-
-            serve_metrics(engine, metrics_port)
+        surface.start()
         log.event(
-            "service_running", state=str(state_dir), dry_run=config.dry_run, metrics=metrics_port
+            "service_running",
+            state=str(state_dir),
+            dry_run=config.dry_run,
+            metrics=control.metrics_port,
+            http=control.http_port,
         )
-        table = _StatusTable(engine) if live else None
         while not stop.wait(1.0):
             if engine.failed is not None:
                 log.event("service_failed", error=engine.failed)
                 status = EXIT_FAILURE
                 break
-            if table is not None:
-                table.update()
-        if table is not None:
-            table.close()
+            surface.update()
     finally:
+        surface.stop(status)
         engine.stop()
         broker.close()
         close = getattr(market_data, "close", None)
@@ -78,38 +90,3 @@ def run_service(
         log.event("service_stopped", status=status)
         sys.setswitchinterval(switch_interval)
     return status
-
-
-class _StatusTable:
-    """A rich live table of the service's counters (only on a terminal)."""
-
-    def __init__(self, engine: Engine) -> None:
-        from rich.live import Live
-
-        self.engine = engine
-        self.live = Live(auto_refresh=False)
-        self.live.start()
-        self._started = time.monotonic()
-
-    def update(self) -> None:
-        from rich.table import Table
-
-        counters = self.engine.metrics.snapshot()
-        status = self.engine.status()
-        table = Table(title=f"posactors run  {self.engine.clock.now().isoformat()}")
-        for name in ("positions", "quotes", "intents", "orders", "exits", "errors", "parked"):
-            table.add_column(name, justify="right")
-        exits = sum(v for k, v in counters.items() if k.startswith("exits_"))
-        table.add_row(
-            str(status["positions"]),
-            str(counters.get("quotes", 0)),
-            str(counters.get("intents", 0)),
-            str(counters.get("orders_sent", 0)),
-            str(exits),
-            str(counters.get("errors", 0) + counters.get("actor_failures", 0)),
-            str(len(status["parked"])),
-        )
-        self.live.update(table, refresh=True)
-
-    def close(self) -> None:
-        self.live.stop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -31,7 +32,7 @@ from posactors.policy import Config
 from posactors.runtime.clock import VirtualClock
 from posactors.runtime.engine import Engine
 from posactors.runtime.messages import ExitEvent
-from posactors.store import StateStore
+from posactors.simulate_report import LiveDisplay, build_summary, figures_before
 
 DEFAULT_START = datetime(2024, 3, 11, 9, 30, tzinfo=ZoneInfo("America/New_York"))
 
@@ -103,6 +104,9 @@ def run_simulation(config: Config, options: SimulateOptions, live: bool = False)
 
 
 def _run(config: Config, options: SimulateOptions, state_dir: Path, live: bool) -> dict:
+    from posactors.state_identity import claim_state, simulator_identity
+
+    claim_state(state_dir, simulator_identity(options.seed))  # an account's state is refused
     fresh = not (state_dir / "sim").exists()
     try:
         sim = SimExchange(
@@ -112,7 +116,10 @@ def _run(config: Config, options: SimulateOptions, state_dir: Path, live: bool) 
         raise InputError(f"--state {state_dir}: {exc}") from None
     if fresh:
         open_account(sim, options, DEFAULT_START)
+    else:
+        _check_resume(sim, options, state_dir)
     start = sim.now
+    before = figures_before(state_dir, len(sim.order_log()))
     clock = VirtualClock(start)
     log_file = open(options.log_path, "ab") if options.log_path else None  # noqa: SIM115
     log = EventLog(stream=log_file, now=clock.now) if log_file else null_log()
@@ -123,7 +130,7 @@ def _run(config: Config, options: SimulateOptions, state_dir: Path, live: bool) 
     engine.start()
     step = timedelta(seconds=float(config.market_data.poll_interval_s))
     end = start + timedelta(seconds=options.duration_s)
-    display = _LiveDisplay(engine, observer) if live else None
+    display = LiveDisplay(engine, observer, start, end) if live else None
     now = start
     stop = _StopOnSignal()
     try:
@@ -139,12 +146,41 @@ def _run(config: Config, options: SimulateOptions, state_dir: Path, live: bool) 
         status = engine.status()
     finally:
         if display is not None:
-            display.close()
+            display.close(now)
         engine.stop()
         if log_file is not None:
             log_file.close()
-    elapsed = time.perf_counter() - wall
-    return _summary(engine, sim, observer, open_states, status, state_dir, start, now, elapsed)
+    run = {
+        "engine": engine,
+        "sim": sim,
+        "observer": observer,
+        "open_states": open_states,
+        "status": status,
+        "start": start,
+        "end": now,
+        "account_start": DEFAULT_START,
+        "elapsed": time.perf_counter() - wall,
+        "resumed": not fresh,
+        "config": config,
+    }
+    return build_summary(run, before, state_dir)
+
+
+def _check_resume(sim: SimExchange, options: SimulateOptions, state_dir: Path) -> None:
+    """A resumed account keeps its own positions: a different --positions is ignored, said."""
+    symbols = {p.symbol for p in sim.list_positions()} | {o["symbol"] for o in sim.order_log()}
+    ran = (sim.now - DEFAULT_START).total_seconds()
+    print(
+        f"note: continuing the simulated account in {state_dir} ({len(symbols)} positions, "
+        f"{ran:g} virtual s so far); this run adds --duration {options.duration_s:g} s",
+        file=sys.stderr,
+    )
+    if options.positions != len(symbols):
+        print(
+            f"warning: --positions {options.positions} is ignored: the account in {state_dir} "
+            f"was opened with {len(symbols)} (use a new --state for a new account)",
+            file=sys.stderr,
+        )
 
 
 class _StopOnSignal:
@@ -164,75 +200,3 @@ def _pace(wall_start: float, target_s: float) -> None:
     ahead = target_s - (time.perf_counter() - wall_start)
     if ahead > 0:
         time.sleep(ahead)  # the driver paces itself; no actor ever sleeps
-
-
-def _summary(engine, sim, observer, open_states, status, state_dir, start, end, elapsed) -> dict:
-    counters = engine.metrics.snapshot()
-    with StateStore(state_dir, readonly=True) as store:
-        history = store.history()
-        open_intents = store.open_intents()
-    realized = sum((Decimal(h["realized_pnl"]) for h in history), Decimal(0))
-    realized += sum((s.realized_pnl for s in open_states.values()), Decimal(0))
-    p50, p99 = engine.metrics.percentile(50), engine.metrics.percentile(99)
-    return {
-        "positions": len(open_states) + len(history),
-        "open_positions": len(open_states),
-        "closed_positions": len(history),
-        "parked": status.get("parked", {}),
-        "virtual_seconds": (end - start).total_seconds(),
-        "wall_seconds": round(elapsed, 3),
-        "cycles": counters.get("cycles", 0),
-        "quote_requests": counters.get("quote_requests", 0),
-        "quotes": counters.get("quotes", 0),
-        "bad_quotes": sum(v for k, v in counters.items() if k.startswith("bad_quotes_")),
-        "exits": dict(sorted(observer.exits.items())),
-        "orders": len(sim.order_log()),
-        "duplicate_orders": sim.duplicate_exits(),
-        "open_intents": len(open_intents),
-        "errors": counters.get("errors", 0) + counters.get("actor_failures", 0),
-        "rejected": counters.get("orders_rejected", 0),
-        "retries": counters.get("retries", 0),
-        "unknown_outcomes": counters.get("unknown_outcomes", 0),
-        "actor_restarts": counters.get("actor_restarts", 0),
-        "store_commits": counters.get("store_commits", 0),
-        "realized_pnl": realized,
-        "quote_to_order_ms_p50": None if p50 is None else round(p50, 3),
-        "quote_to_order_ms_p99": None if p99 is None else round(p99, 3),
-    }
-
-
-class _LiveDisplay:
-    """A rich live table of the run (only when attached to a terminal)."""
-
-    def __init__(self, engine: Engine, observer: SimulationObserver) -> None:
-        from rich.live import Live
-
-        self.engine, self.observer = engine, observer
-        self.live = Live(auto_refresh=False, transient=False)
-        self.live.start()
-        self._last = 0.0
-
-    def update(self, now: datetime) -> None:
-        if time.perf_counter() - self._last < 0.25:
-            return
-        self._last = time.perf_counter()
-        from rich.table import Table
-
-        c = self.engine.metrics.snapshot()
-        table = Table(title=f"posactors simulate  {now.isoformat()}")
-        for name in ("quotes", "intents", "orders_sent", "exits", "errors", "restarts"):
-            table.add_column(name, justify="right")
-        table.add_column("recent exits")
-        table.add_row(
-            str(c.get("quotes", 0)),
-            str(c.get("intents", 0)),
-            str(c.get("orders_sent", 0)),
-            str(sum(self.observer.exits.values())),
-            str(c.get("errors", 0) + c.get("actor_failures", 0)),
-            str(c.get("actor_restarts", 0)),
-            "\n".join(self.observer.recent[-5:]),
-        )
-        self.live.update(table, refresh=True)
-
-    def close(self) -> None:
-        self.live.stop()

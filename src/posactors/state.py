@@ -64,6 +64,7 @@ class PendingApproval:
     trigger_price: Decimal
     requested_at: datetime
     approved: bool = False
+    rejected: bool = False  # a person said no: not asked again while it stands
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +123,22 @@ class PositionState:
     sold_qty: Decimal = ZERO
     realized_pnl: Decimal = ZERO
     exits: tuple[str, ...] = ()
+    # the account's side of the boundary, as the broker last listed it: the position's
+    # quantity there (None: not listed yet) and the shares held by open orders that
+    # posactors did not make (a trader's own limit sell, another bot's exit)
+    broker_qty: Decimal | None = None
+    foreign_held: Decimal = ZERO
 
     @property
     def is_open(self) -> bool:
         return self.qty > 0
+
+    @property
+    def sellable(self) -> Decimal:
+        """What an exit of ours may cover: the quantity, bounded by what the broker
+        holds, less the shares other people's open orders hold."""
+        held = self.qty if self.broker_qty is None else min(self.qty, self.broker_qty)
+        return max(held - self.foreign_held, ZERO)
 
 
 def _fast_replace(cls: type) -> Callable[..., Any]:
@@ -300,6 +313,18 @@ def approve(state: PositionState, approval_id: str) -> PositionState:
     if state.approval is None or state.approval.approval_id != approval_id:
         raise KeyError(approval_id)
     return evolve(state, approval=replace(state.approval, approved=True))
+
+
+def observe_account(
+    state: PositionState, broker_qty: Decimal, foreign_held: Decimal
+) -> PositionState:
+    """Record what the broker lists for this position: its quantity there and the
+    shares others' open orders hold. Bounds every order at once (:attr:`sellable`);
+    the position's own quantity is adopted separately (:func:`adopt_quantity`)."""
+    broker_qty, foreign_held = max(broker_qty, ZERO), max(foreign_held, ZERO)
+    if state.broker_qty == broker_qty and state.foreign_held == foreign_held:
+        return state
+    return evolve(state, broker_qty=broker_qty, foreign_held=foreign_held)
 
 
 def adopt_quantity(state: PositionState, broker_qty: Decimal) -> PositionState:

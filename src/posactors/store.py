@@ -344,9 +344,13 @@ class StateStore:
     def approvals(self) -> list[str]:
         return [k for k, _ in self._items("approvals")]
 
-    def request_approval(self, approval_id: str) -> None:
-        """Record a person's approval, durable when this returns (its own transaction)."""
-        self.write([("approvals", approval_id, {"requested_at": _now()})])
+    def approval_requests(self) -> dict[str, dict[str, Any]]:
+        """A person's answers not yet applied: approval id -> ``{"requested_at", "reject"}``."""
+        return dict(self._items("approvals"))
+
+    def request_approval(self, approval_id: str, reject: bool = False) -> None:
+        """Record a person's answer (approve, or ``reject``), durable when this returns."""
+        self.write([("approvals", approval_id, {"requested_at": _now(), "reject": reject})])
 
     def counters(self) -> dict[str, int]:
         return dict(self._items("counters"))

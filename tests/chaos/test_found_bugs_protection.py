@@ -64,28 +64,32 @@ def test_a_broker_stop_refused_until_the_breaker_opens_is_placed_after_its_coold
 
 
 class PoisonedAfterCancel(PositionActor):
-    """Raises on every message once it has asked to cancel its stop for a tier (a message
+    """Raises on every message once it has asked to reduce its stop for a tier (a message
     that kills it each time it is restarted from its snapshot)."""
 
     def handle(self, message):
         p = self.state.protective
-        cancelled = self.state.deferred is not None and (p is None or p.cancel_requested)
+        cancelled = self.state.deferred is not None and (
+            p is None or p.cancel_requested or self.state.protective_prev is not None
+        )
         if cancelled and not isinstance(message, str):
             raise RuntimeError("poisoned")
         return super().handle(message)
 
 
-def test_a_position_parked_while_its_stop_is_cancelled_gets_a_stop_back(tmp_path):
-    """The tier cancels the broker stop; the actor then fails on every restart and is
-    parked (3 restarts) before the tier goes out. Nobody places the stop again: the
-    position posactors has given up on is the one left with no order at the broker (the
-    CI soak's parked positions without a live order)."""
+def test_a_position_parked_while_its_stop_is_reduced_gets_a_stop_for_all_of_it(tmp_path):
+    """The tier reduces the broker stop; the actor then fails on every restart and is
+    parked (3 restarts) before the tier goes out. Nobody will send the tier: the parked
+    position's one stop covers the whole position again (once, the CI soak's parked
+    positions were left without a live order, when tiers cancelled the stop)."""
     cfg = config_of({"stop_loss": BROKER_STOP, "tiers": [{**TIER, "limit_offset_pct": 0}]})
     sim = account(tmp_path, 1)
     engine = make_engine(tmp_path, sim, cfg, PoisonedAfterCancel)
     wiggle = {i: {"S000": "105" if i % 2 else "104"} for i in range(2, 8)}  # keeps it failing
     assert parked_after(engine, sim, 30, {1: {"S000": "106"}, **wiggle}) == ["S000"]
-    assert [r.order_type.value for r, _ in sim.open_orders()] == ["stop"]
+    [(stop, _update)] = sim.open_orders()
+    [position] = sim.list_positions()
+    assert stop.order_type.value == "stop" and stop.qty == position.qty == 100
 
 
 class PoisonedWhileTierWorks(PositionActor):
@@ -336,9 +340,10 @@ def test_a_tier_that_took_its_positions_stop_waits_with_the_stops_not_behind_the
     finally:
         engine.stop()
     later = [(o["client_order_id"].split("-")[2], o["symbol"]) for o in sim.order_log()][6:]
-    # after the cancel of S000's stop: its tier, queued before the raises, goes first
-    assert later[0] == ("ti", "S000")
-    assert sorted(later[1:]) == sorted([("ps", "S000"), *(("ps", s) for s in others)])
+    # S000's stop is reduced first (the rest stays protected), then its tier goes with the
+    # stops' priority, ahead of the raises queued after it
+    assert later[:2] == [("ps", "S000"), ("ti", "S000")]
+    assert sorted(later[2:]) == sorted(("ps", s) for s in others)
 
 
 def test_a_queued_stop_raise_cancelled_for_an_exit_is_dropped_at_once(tmp_path):

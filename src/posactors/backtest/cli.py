@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from posactors.errors import InputError
+from posactors.preflight import writable_file
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 
@@ -33,7 +34,20 @@ def register(commands: Any) -> None:
         metavar="SPEC",
         help="FILE.csv (symbol,time,qty[,price]), every:Nd or random:N:SEED (default every:20d)",
     )
-    bt.add_argument("--qty", default="100", metavar="N", help="shares per generated entry")
+    bt.add_argument(
+        "--qty", metavar="N", help="shares per generated entry (default 100; see --capital)"
+    )
+    bt.add_argument(
+        "--capital",
+        metavar="USD",
+        help="size every entry by money: --position-pct of this capital (whole shares); "
+        "returns and drawdown are then also in %% of it",
+    )
+    bt.add_argument(
+        "--position-pct",
+        metavar="PCT",
+        help="with --capital: money per position in %% of the capital (default 10)",
+    )
     bt.add_argument(
         "--intrabar",
         choices=("conservative", "optimistic"),
@@ -75,6 +89,53 @@ def _decimal(text: str, option: str, *, positive: bool = False) -> Decimal:
     return value
 
 
+def _sizing(args: argparse.Namespace, settings: Any) -> tuple[Decimal | None, Any]:
+    """``--capital`` and ``--position-pct``: the capital and the money per position."""
+    from dataclasses import replace
+
+    if args.capital is None:
+        if args.position_pct is not None:
+            raise InputError(
+                f"--position-pct {args.position_pct}: give --capital too (the money it is a "
+                "percent of)"
+            )
+        return None, settings
+    if args.qty is not None:
+        raise InputError("--qty and --capital: give one (shares per entry, or money per entry)")
+    capital = _decimal(args.capital, "--capital", positive=True)
+    pct = _decimal(args.position_pct or "10", "--position-pct", positive=True)
+    if pct > 100:
+        raise InputError(f"--position-pct {args.position_pct}: expected at most 100")
+    return capital, replace(settings, notional=capital * pct / 100)
+
+
+class BacktestProgress:
+    """A progress bar over the symbols, on a terminal only; starts no thread (workers fork)."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.bar = Progress(
+            TextColumn("[bold]backtest[/] symbols"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            auto_refresh=False,
+            transient=True,
+        )
+        self.task = None
+
+    def update(self, done: int, total: int) -> None:
+        if self.task is None:
+            self.bar.start()
+            self.task = self.bar.add_task("symbols", total=total)
+        self.bar.update(self.task, completed=done)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.bar.stop()
+
+
 def _labels(paths: list[str]) -> list[str]:
     """The file names as given; a file given twice gets ``#2``, ``#3``."""
     out: list[str] = []
@@ -89,14 +150,8 @@ def _labels(paths: list[str]) -> list[str]:
 def cmd_backtest(args: argparse.Namespace) -> int:
     """Run the backtest and print the report (text, or JSON with ``--json``)."""
     from posactors.backtest.engine import Settings
-    from posactors.backtest.report import (
-        check_plotting,
-        json_summary,
-        plot,
-        text_report,
-        trade_record,
-        write_trades,
-    )
+    from posactors.backtest.plot import check_plotting, plot
+    from posactors.backtest.report import json_summary, text_report, trade_record, write_trades
     from posactors.backtest.runner import run_backtest
     from posactors.calendar import xnys
     from posactors.output import emit_json
@@ -121,10 +176,14 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         commission_per_share=_decimal(args.commission_per_share, "--commission-per-share"),
         approvals=args.approvals,
     )
-    qty = _decimal(args.qty, "--qty", positive=True)
+    qty = _decimal(args.qty or "100", "--qty", positive=True)
+    capital, settings = _sizing(args, settings)
     symbols = None
     if args.symbols:
         symbols = sorted({s.strip() for s in args.symbols.split(",") if s.strip()})
+    for option, value in (("--trades", args.trades), ("--plot", args.plot)):
+        if value is not None:
+            writable_file(option, value)  # found before the run, not after it
     if args.plot:
         try:
             check_plotting()
@@ -138,6 +197,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         configs.append((label, config))
 
+    progress = BacktestProgress() if not args.json and sys.stdout.isatty() else None
     result = run_backtest(
         configs,
         Path(args.data),
@@ -148,7 +208,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         symbols=symbols,
         workers=args.workers,
         with_per_symbol=args.per_symbol,
+        capital=capital,
+        progress=progress.update if progress else None,
     )
+    if progress:
+        progress.close()
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.trades:

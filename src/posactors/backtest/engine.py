@@ -18,10 +18,10 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Literal
 
 from posactors.backtest.bars import DailyBar
@@ -48,6 +48,25 @@ class Settings:
     commission_per_order: Decimal = ZERO
     commission_per_share: Decimal = ZERO
     approvals: Approvals = "grant"
+    notional: Decimal | None = None  # --capital x --position-pct: money per position
+
+
+MAX_VOLUME_SHARE = Decimal("0.1")  # money sizing buys at most 10% of the day's volume
+
+
+def sized_qty(
+    qty: Decimal, price: Decimal, notional: Decimal | None, volume: Decimal | None = None
+) -> Decimal:
+    """The entry's signed quantity; with ``notional``, as many whole shares as it buys at
+    ``price``, but at most 10% of the entry day's ``volume`` (a price on a day nothing
+    traded buys nothing real), and at least one share."""
+    if notional is None:
+        return qty
+    shares = (notional / price).to_integral_value(rounding=ROUND_FLOOR)
+    if volume is not None:
+        shares = min(shares, (volume * MAX_VOLUME_SHARE).to_integral_value(rounding=ROUND_FLOOR))
+    shares = max(Decimal(1), shares)
+    return shares if qty > 0 else -shares
 
 
 @dataclass(slots=True)
@@ -169,7 +188,8 @@ def _open(
 ) -> _Live:
     side = Side.LONG if entry.qty > 0 else Side.SHORT
     price = entry.price if entry.price is not None else bar.open
-    position = Position(entry.symbol, side, abs(entry.qty), price, entry.time)
+    qty = abs(sized_qty(entry.qty, price, settings.notional, bar.volume))
+    position = Position(entry.symbol, side, qty, price, entry.time)
     trader = PaperTrader(
         open_position(position),
         config.policy_for(entry.symbol),
@@ -273,12 +293,17 @@ def _init_spawned(job: Job) -> None:
     _JOB = job
 
 
-def run_job(job: Job, workers: int = 2) -> list[list[Outcome]]:
-    """Outcomes per symbol (sorted) and per policy; ``workers > 1`` uses processes."""
+def run_job(
+    job: Job, workers: int = 2, progress: Callable[[int, int], None] | None = None
+) -> list[list[Outcome]]:
+    """Outcomes per symbol (sorted) and per policy; ``workers > 1`` uses processes.
+
+    ``progress(done, total)`` is called after each symbol, in this thread (it must not
+    start a thread: the workers are forked)."""
     global _JOB
     symbols = sorted(set(job.entries) & set(job.bars))
     if workers <= 1 or len(symbols) < 2:
-        return [job.run_symbol(s) for s in symbols]
+        return _counted((job.run_symbol(s) for s in symbols), len(symbols), progress)
     chunk = max(1, min(8, len(symbols) // (workers * 8)))
     # fork shares the bars for free, but is only safe while this process has one thread
     # (a lock held by another thread would stay locked forever in the child).
@@ -286,8 +311,19 @@ def run_job(job: Job, workers: int = 2) -> list[list[Outcome]]:
         _JOB = job
         try:
             with multiprocessing.get_context("fork").Pool(workers) as pool:
-                return list(pool.imap(_run_forked, symbols, chunk))
+                return _counted(pool.imap(_run_forked, symbols, chunk), len(symbols), progress)
         finally:
             _JOB = None
     with multiprocessing.get_context("spawn").Pool(workers, _init_spawned, (job,)) as pool:
-        return list(pool.imap(_run_forked, symbols, chunk))
+        return _counted(pool.imap(_run_forked, symbols, chunk), len(symbols), progress)
+
+
+def _counted(
+    results: Iterable[list[Outcome]], total: int, progress: Callable[[int, int], None] | None
+) -> list[list[Outcome]]:
+    out = []
+    for result in results:
+        out.append(result)
+        if progress is not None:
+            progress(len(out), total)
+    return out

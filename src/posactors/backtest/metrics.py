@@ -12,6 +12,11 @@
 - Hold: exit time minus entry time, in hours and in sessions (0: same session).
 - Positions still open at the end of the data are not trades: they are counted
   as open, with unrealized P&L at their symbol's last close.
+- Return on cost: net P&L over what the shares sold cost at entry, in percent, for a
+  group of trades together (so a one-share trade weighs as little as it earned).
+- With a capital (``--capital``): total return and max drawdown in percent of it
+  (the drawdown's peak starts at the capital), and the peak exposure: the most money
+  held in open positions at once, in percent of the capital (above 100: leverage).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from posactors.calendar import ExchangeCalendar
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
 RATIO = Decimal("0.0001")
+PCT = Decimal("0.01")
 
 
 def ordered_trades(outcomes: Iterable[Outcome]) -> list[Trade]:
@@ -61,8 +67,55 @@ def _ratio(num: Decimal, den: Decimal) -> Decimal | None:
     return None if den == 0 else (num / den).quantize(RATIO)
 
 
+def _pct(value: Decimal) -> Decimal:
+    return value.quantize(PCT)
+
+
+def _mean_return(trades: Sequence[Trade]) -> Decimal | None:
+    """Return on cost of ``trades`` together: their net P&L over their entry cost."""
+    cost = sum((t.entry_price * t.qty for t in trades), ZERO)
+    if not trades or cost == 0:
+        return None
+    return _pct(sum((t.pnl for t in trades), ZERO) / cost * 100)
+
+
+def peak_exposure(trades: Sequence[Trade], open_positions: Sequence[OpenPosition]) -> Decimal:
+    """The most money in open positions at once, at entry prices."""
+    moves: list[tuple[datetime, int, Decimal]] = []
+    for t in trades:
+        cost = t.entry_price * t.qty
+        moves += [(t.entry_time, 1, cost), (t.exit_time, 0, -cost)]  # exits first on a tie
+    moves += [(p.entry_time, 1, p.entry_price * p.qty) for p in open_positions]
+    held, peak = ZERO, ZERO
+    for _, _, change in sorted(moves, key=lambda m: (m[0], m[1])):
+        held += change
+        peak = max(peak, held)
+    return peak
+
+
+def capital_metrics(
+    trades: Sequence[Trade], open_positions: Sequence[OpenPosition], capital: Decimal
+) -> dict:
+    """Total return, max drawdown and peak exposure in percent of ``capital``."""
+    peak, worst = capital, ZERO
+    for _, pnl in equity_curve(trades):
+        equity = capital + pnl
+        peak = max(peak, equity)
+        worst = max(worst, (peak - equity) / peak * 100 if peak > 0 else ZERO)
+    total = sum((t.pnl for t in trades), ZERO)
+    return {
+        "capital": capital,
+        "total_return_pct": _pct(total / capital * 100),
+        "max_drawdown_pct": _pct(worst),
+        "peak_exposure_pct": _pct(peak_exposure(trades, open_positions) / capital * 100),
+    }
+
+
 def summarize(
-    outcomes: Sequence[Outcome], calendar: ExchangeCalendar, trades: Sequence[Trade] | None = None
+    outcomes: Sequence[Outcome],
+    calendar: ExchangeCalendar,
+    trades: Sequence[Trade] | None = None,
+    capital: Decimal | None = None,
 ) -> dict:
     """The metrics of one policy over ``outcomes`` (one per symbol); money to the cent."""
     trades = ordered_trades(outcomes) if trades is None else trades
@@ -77,9 +130,15 @@ def summarize(
     open_positions: list[OpenPosition] = [p for o in outcomes for p in o.open]
     by_reason: dict[str, dict] = {}
     for reason, n in sorted(Counter(t.reason for t in trades).items()):
-        pnl = sum((t.pnl for t in trades if t.reason == reason), ZERO)
-        by_reason[reason] = {"trades": n, "pnl": _money(pnl)}
+        these = [t for t in trades if t.reason == reason]
+        by_reason[reason] = {
+            "trades": n,
+            "pnl": _money(sum((t.pnl for t in these), ZERO)),
+            "win_rate": _ratio(Decimal(sum(1 for t in these if t.pnl > 0)), Decimal(n)),
+            "return_on_cost_pct": _mean_return(these),
+        }
     positions = sum(o.positions for o in outcomes)
+    money = {} if capital is None else capital_metrics(trades, open_positions, capital)
     return {
         "positions": positions,
         "positions_closed": sum(o.closed for o in outcomes),
@@ -93,6 +152,7 @@ def summarize(
         "win_rate": _ratio(Decimal(len(wins)), Decimal(count)),
         "profit_factor": _ratio(gross_profit, gross_loss),
         "avg_pnl_per_trade": None if not count else _money(total / count),
+        "return_on_cost_pct": _mean_return(trades),
         "total_pnl": _money(total),
         "gross_profit": _money(gross_profit),
         "gross_loss": _money(gross_loss),
@@ -106,6 +166,7 @@ def summarize(
         "quotes": sum(o.quotes for o in outcomes),
         "approvals_requested": sum(o.approvals for o in outcomes),
         "alerts": sum(len(o.alerts) for o in outcomes),
+        **money,
     }
 
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from posactors.backtest.benchmark import curve_summary
 from posactors.backtest.results import Trade
 from posactors.backtest.runner import BacktestResult, PolicyResult
 from posactors.errors import InputError
@@ -106,53 +107,72 @@ def write_trades(path: Path, result: BacktestResult) -> None:
 
 
 ROWS = (
-    ("positions", "positions"),
-    ("trades", "trades"),
-    ("wins", "wins"),
-    ("losses", "losses"),
-    ("win rate", "win_rate"),
-    ("profit factor", "profit_factor"),
-    ("avg P&L / trade", "avg_pnl_per_trade"),
-    ("total P&L", "total_pnl"),
-    ("max drawdown", "max_drawdown"),
-    ("avg hold (hours)", "avg_hold_hours"),
-    ("avg hold (sessions)", "avg_hold_sessions"),
-    ("commission", "commission"),
-    ("open at end", "positions_open"),
-    ("unrealized P&L", "unrealized_pnl"),
+    ("positions", "positions", None),
+    ("trades", "trades", None),
+    ("win rate", "win_rate", "ratio"),
+    ("profit factor", "profit_factor", None),
+    ("return on cost", "return_on_cost_pct", "pct"),
+    ("avg P&L / trade", "avg_pnl_per_trade", "money"),
+    ("total P&L", "total_pnl", "money"),
+    ("total return", "total_return_pct", "pct"),
+    ("max drawdown", "max_drawdown_pct", "share"),
+    ("max drawdown ($)", "max_drawdown", "money"),
+    ("peak exposure", "peak_exposure_pct", "share"),
+    ("avg hold (sessions)", "avg_hold_sessions", None),
+    ("commission", "commission", "money"),
+    ("open at end", "positions_open", None),
+    ("unrealized P&L", "unrealized_pnl", "money"),
 )
 
 
+def cell(value: Any, kind: str | None) -> str:
+    """A figure for the table: money with separators, ratios and percents as percents."""
+    if value is None:
+        return "-"
+    if kind == "money":
+        return f"{Decimal(value):,.2f}"
+    if kind == "ratio":
+        return f"{Decimal(value) * 100:.1f}%"
+    if kind == "pct":
+        return f"{Decimal(value):+.2f}%"
+    if kind == "share":
+        return f"{Decimal(value):.2f}%"
+    return fmt(value) if isinstance(value, Decimal) else str(value)
+
+
 def text_report(result: BacktestResult) -> str:
-    """Metrics side by side (one column per policy), exits by reason, per symbol if asked."""
+    """Metrics side by side (one column per policy, then buy and hold), exits by reason
+    (count, win rate, return on cost, P&L) per policy, per symbol if asked."""
     policies = result.policies
     data = result.data
+    hold = curve_summary(result.buy_and_hold, result.capital)
     lines = [
         f"{data.path}: {data.bar_count} bars of {len(data.bars)} symbols, "
         f"{len(data.bad)} bad row(s) not used; entries {result.entries_spec}: "
         f"{len(result.entries)} ({len(result.skipped)} not managed)",
+        f"sizing: {result.sizing()}",
         "",
     ]
-    width = max(14, *(len(p.label) for p in policies))
-    header = f"{'':22}" + "".join(f"{p.label:>{width + 2}}" for p in policies)
-    lines.append(header)
-    for title, key in ROWS:
-        cells = "".join(f"{fmt(p.summary[key]):>{width + 2}}" for p in policies)
-        lines.append(f"{title:22}{cells}")
-    reasons = sorted({r for p in policies for r in p.summary["exits_by_reason"]})
-    if reasons:
-        lines += ["", "exits by reason (trades / P&L)"]
-        for reason in reasons:
-            cells = ""
-            for p in policies:
-                entry = p.summary["exits_by_reason"].get(reason)
-                text = "-" if entry is None else f"{entry['trades']} / {fmt(entry['pnl'])}"
-                cells += f"{text:>{width + 2}}"
-            lines.append(f"  {reason:20}{cells}")
+    labels = [p.label for p in policies] + ["buy and hold"]
+    width = max(14, *(len(label) for label in labels)) + 2
+    lines.append(f"{'':22}" + "".join(f"{label:>{width}}" for label in labels))
+    for title, key, kind in ROWS:
+        if key not in policies[0].summary:
+            continue  # e.g. the % of capital without --capital
+        cells = "".join(f"{cell(p.summary[key], kind):>{width}}" for p in policies)
+        held = hold.get(key)
+        held_cell = cell(None if held is None else Decimal(str(held)), kind)
+        lines.append(f"{title:22}{cells}{held_cell:>{width}}")
+    lines += ["", _reasons_table(policies)]
+    capital = "" if result.capital is None else ", % of the capital"
     lines += [
         "",
-        "win: net P&L > 0 (break-even counts as a loss); max drawdown: of cumulative realized",
-        "P&L in exit-time order; open positions are valued at their last close, not traded.",
+        "win: net P&L > 0 (break-even counts as a loss); return on cost: net P&L over what the",
+        "shares cost at entry (all the trades together, so each weighs by its size);",
+        f"max drawdown: of cumulative realized P&L in exit-time order{capital}; open positions",
+        "are valued at their last close, not traded. Peak exposure: the most money in open",
+        "positions at once (above 100%: more than the capital). Buy and hold: each symbol bought",
+        "at its first entry (the capital split equally) and held to the end, marked to market.",
     ]
     for p in policies:
         if p.by_symbol is None:
@@ -161,59 +181,41 @@ def text_report(result: BacktestResult) -> str:
         lines.append(f"  {'symbol':8}{'trades':>8}{'win rate':>10}{'total P&L':>14}{'open':>6}")
         for symbol, s in p.by_symbol.items():
             lines.append(
-                f"  {symbol:8}{s['trades']:>8}{fmt(s['win_rate']):>10}"
-                f"{fmt(s['total_pnl']):>14}{s['positions_open']:>6}"
+                f"  {symbol:8}{s['trades']:>8}{cell(s['win_rate'], 'ratio'):>10}"
+                f"{cell(s['total_pnl'], 'money'):>14}{s['positions_open']:>6}"
             )
     return "\n".join(lines)
 
 
-def check_plotting() -> None:
-    """Raise ImportError with the fix when matplotlib is missing (before any work)."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise ImportError(
-            "--plot needs matplotlib: pip install 'posactors[plot]' (or matplotlib)"
-        ) from None
-
-
-def plot(path: Path, result: BacktestResult) -> None:
-    """Equity curve and exits by reason, one row of panels per policy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(result.policies)
-    fig, axes = plt.subplots(n, 2, figsize=(12, 3.6 * n), squeeze=False)
-    for row, policy in zip(axes, result.policies, strict=True):
-        curve_ax, reason_ax = row
-        s = policy.summary
-        times = [t.exit_time for t in policy.trades]
-        equity, total = [], Decimal(0)
-        for t in policy.trades:
-            total += t.pnl
-            equity.append(float(total))
-        if times:
-            curve_ax.step(times, equity, where="post", color="tab:blue", linewidth=1)
-        curve_ax.axhline(0, color="grey", linewidth=0.5)
-        curve_ax.set_title(
-            f"{policy.label}: {s['trades']} trades, P&L {fmt(s['total_pnl'])}, "
-            f"max DD {fmt(s['max_drawdown'])}",
-            fontsize=9,
+def _reasons_table(policies: list[PolicyResult]) -> str:
+    """Exits by reason, one block per policy, every column aligned."""
+    header = ("exits by reason", "trades", "win rate", "return on cost", "total P&L")
+    rows: list[tuple[str, ...]] = []
+    for p in policies:
+        if len(policies) > 1:
+            rows.append((p.label, "", "", "", ""))
+        for reason, r in p.summary["exits_by_reason"].items():
+            rows.append(
+                (
+                    f"  {reason}",
+                    str(r["trades"]),
+                    cell(r["win_rate"], "ratio"),
+                    cell(r["return_on_cost_pct"], "pct"),
+                    cell(r["pnl"], "money"),
+                )
+            )
+    first = max(len(header[0]), *(len(r[0]) for r in rows)) if rows else len(header[0])
+    widths = [first] + [
+        max(len(h), *(len(r[i]) for r in rows)) + 2 if rows else len(h) + 2
+        for i, h in enumerate(header[1:], start=1)
+    ]
+    out = [
+        header[0].ljust(widths[0])
+        + "".join(h.rjust(w) for h, w in zip(header[1:], widths[1:], strict=True))
+    ]
+    for r in rows:
+        out.append(
+            r[0].ljust(widths[0])
+            + "".join(v.rjust(w) for v, w in zip(r[1:], widths[1:], strict=True))
         )
-        curve_ax.set_ylabel("cumulative realized P&L")
-        reasons = s["exits_by_reason"]
-        names = list(reasons)
-        counts = [reasons[r]["trades"] for r in names]
-        colors = ["tab:green" if reasons[r]["pnl"] > 0 else "tab:red" for r in names]
-        reason_ax.barh(names, counts, color=colors)
-        reason_ax.set_title("exits by reason (green: net profit)", fontsize=9)
-        reason_ax.set_xlabel("trades")
-    fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=100)
-    except OSError as exc:
-        raise InputError(f"--plot {path}: cannot write ({exc.strerror})") from None
-    finally:
-        plt.close(fig)
+    return "\n".join(line.rstrip() for line in out)

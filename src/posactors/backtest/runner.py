@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import gc
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 from posactors.backtest.bars import BarData, read_bars
+from posactors.backtest.benchmark import buy_and_hold, curve_summary
 from posactors.backtest.engine import Job, Settings, run_job
 from posactors.backtest.entries import DEFAULT_QTY, Entry, load_entries
 from posactors.backtest.metrics import ordered_trades, per_symbol, summarize
@@ -22,6 +24,7 @@ from posactors.backtest.paths import resolution_warnings
 from posactors.backtest.results import Outcome, Trade
 from posactors.calendar import ExchangeCalendar
 from posactors.errors import InputError
+from posactors.output import fmt
 from posactors.policy import Config
 
 SHOWN_PROBLEMS = 20  # bad rows and skipped entries named one by one; the rest are counted
@@ -50,6 +53,22 @@ class BacktestResult:
     policies: list[PolicyResult]
     skipped: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    capital: Decimal | None = None
+    buy_and_hold: list[tuple[date, float]] = field(default_factory=list)
+
+    def sizing(self) -> str:
+        """How entries were sized, in words."""
+        notional = self.settings.notional
+        if notional is None:
+            qty = {abs(e.qty) for e in self.entries}
+            shares = f"{fmt(qty.pop())} shares" if len(qty) == 1 else "the entries' quantities"
+            return f"{shares} per entry, whatever the price (--capital sizes by money)"
+        assert self.capital is not None
+        pct = notional / self.capital * 100
+        return (
+            f"{fmt(pct.normalize())}% of {fmt(self.capital)} capital per entry "
+            f"({fmt(notional)} each in whole shares, at most 10% of the day's volume)"
+        )
 
     def data_summary(self) -> dict:
         data = self.data
@@ -78,6 +97,10 @@ class BacktestResult:
             "commission_per_order": s.commission_per_order,
             "commission_per_share": s.commission_per_share,
             "approvals": s.approvals,
+            "capital": self.capital,
+            "position_notional": s.notional,
+            "sizing": self.sizing(),
+            "buy_and_hold": curve_summary(self.buy_and_hold, self.capital),
         }
 
 
@@ -93,6 +116,8 @@ def run_backtest(
     workers: int = 2,
     with_per_symbol: bool = False,
     data: BarData | None = None,
+    capital: Decimal | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> BacktestResult:
     """Backtest every ``(label, config)`` on the same data and entries.
 
@@ -115,7 +140,7 @@ def run_backtest(
     gc.freeze()
     try:
         return _run(configs, data, entries_spec, calendar, settings, qty, symbols, workers,
-                    with_per_symbol)  # fmt: skip
+                    with_per_symbol, capital, progress)  # fmt: skip
     finally:
         gc.unfreeze()
 
@@ -130,6 +155,8 @@ def _run(
     symbols: Collection[str] | None,
     workers: int,
     with_per_symbol: bool,
+    capital: Decimal | None,
+    progress: Callable[[int, int], None] | None,
 ) -> BacktestResult:
     entries = load_entries(entries_spec, data, calendar, qty)
     if symbols is not None:
@@ -143,7 +170,7 @@ def _run(
         else:
             skipped.append(f"{entry.source}: {entry.symbol} has no bars in {data.path}")
     job = Job(data.bars, dict(by_symbol), tuple(c for _, c in configs), settings, calendar)
-    per_symbol_outcomes = run_job(job, workers)
+    per_symbol_outcomes = run_job(job, workers, progress)
     policies = []
     for k, (label, config) in enumerate(configs):
         outcomes = [outcomes[k] for outcomes in per_symbol_outcomes]
@@ -154,7 +181,7 @@ def _run(
                 label,
                 outcomes,
                 trades,
-                summarize(outcomes, calendar, trades),
+                summarize(outcomes, calendar, trades, capital),
                 per_symbol(outcomes, calendar) if with_per_symbol else None,
                 policy_warnings,
             )
@@ -165,7 +192,8 @@ def _run(
                 f"{e.source}: {e.symbol} {e.time.isoformat()} is after its last bar"
                 for e in outcome.skipped
             ]
-    result = BacktestResult(data, entries, entries_spec, settings, policies, skipped)
+    result = BacktestResult(data, entries, entries_spec, settings, policies, skipped, [], capital)
+    result.buy_and_hold = buy_and_hold(data, entries, calendar, capital)
     result.warnings = _warnings(result)
     return result
 

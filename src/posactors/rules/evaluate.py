@@ -30,7 +30,7 @@ from posactors.policy import EngineSettings, ExitPolicy, OrderSettings
 from posactors.rules.deadlines import cancel_recheck_due
 from posactors.rules.levels import better, gain_reached, raise_stop, stop_hit
 from posactors.rules.prices import limit_price
-from posactors.rules.protective import holds_the_stop
+from posactors.rules.protective import holds_the_stop, stop_leaves_room
 from posactors.rules.quotes import quote_problem, trigger_price
 from posactors.rules.tiers import ready_tier_qty
 from posactors.state import (
@@ -272,11 +272,16 @@ def _act(
     if not (regular or extended) or (extended and price is None):
         return Evaluation(_keep(state, reason, qty), tuple(actions))
     protective = state.protective
-    if protective is not None:  # the broker holds the shares: cancel its stop first
+    part = None if qty is None else min(qty, state.sellable)
+    if protective is not None and (part is None or part >= state.sellable):
+        # the broker holds the shares: a full exit cancels its stop first
         if not protective.cancel_requested:
             state = evolve(state, protective=protective.ask_cancel(now))
             actions.append(Cancel(protective.intent.client_order_id, reason))
         return Evaluation(_wait_for_cancel(state, reason, qty), tuple(actions))
+    if protective is not None and part is not None and not stop_leaves_room(state, part):
+        # a partial exit waits until the stop is reduced to what will remain (protect())
+        return Evaluation(_wait_for_cancel(state, reason, part), tuple(actions))
     force_market = escalates_to_market(state, policy, reason)
     intent = build_intent(state, policy, reason, qty, price, now, extended, force_market)
     if intent is None:
@@ -297,7 +302,8 @@ def _keep(state: PositionState, reason: ExitReason, qty: Decimal | None) -> Posi
 def _wait_for_cancel(
     state: PositionState, reason: ExitReason, qty: Decimal | None
 ) -> PositionState:
-    """Remember the exit (a tier with its quantity) until the protective stop is cancelled."""
+    """Remember the exit (a tier with its quantity) until the protective stop is cancelled
+    (a full exit) or reduced to leave room for it (a tier)."""
     if state.deferred is not None and state.deferred.priority <= reason.priority:
         return state
     return evolve(state, deferred=reason, deferred_qty=None if reason.is_full else qty)
@@ -342,7 +348,8 @@ def build_intent(
             return None
         offset = settings.limit_offset_pct
         limit = limit_price(side, price * (ONE - state.side.sign * offset / HUNDRED))
-    exit_qty = state.qty if qty is None else min(qty, state.qty)
+    # bounded by what the broker holds less others' open orders: never opens a position
+    exit_qty = state.sellable if qty is None else min(qty, state.sellable)
     if exit_qty <= 0:
         return None
     attempt = state.attempts.get(str(reason), 0) + 1

@@ -27,7 +27,16 @@ deterministic ``client_order_id``. What it guarantees:
 - an exit refused for insufficient quantity comes with the position's quantity
   at the broker, looked up at once, so the position can adopt it;
 - a retiring position actor is disowned here before it is stopped, so an update
-  arriving later still ends its journal entry.
+  arriving later still ends its journal entry;
+- broker first, at the boundary: no order is placed or replaced before the broker
+  has listed its positions and open orders (the Supervisor's listing, or one of
+  its own after a gap in contact, or after someone else cancelled an order of
+  ours). An order's quantity never exceeds what the broker holds (as last
+  listed, less our fills since) less the other live exit orders on that
+  position, ours and other people's: a sell when the broker lists no long, a
+  buy when it lists no short, is refused here, after a fresh listing, and the
+  refusal carries that listing to the position. An order posactors did not make
+  is never cancelled or replaced, and nothing is sent for a symbol out of scope.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -54,9 +63,13 @@ from posactors.model import (
     OrderUpdate,
     RateLimited,
     UnknownOutcome,
+    is_own_order,
 )
+from posactors.rules.boundary import AccountView
+from posactors.runtime.boundary import Boundary
 from posactors.runtime.context import RuntimeContext
 from posactors.runtime.messages import (
+    BrokerView,
     CancelExit,
     Drain,
     JournalStatus,
@@ -162,6 +175,8 @@ class BrokerActor(TrackedActor):
         self._cancelled: dict[str, datetime] = {}
         self._forgotten_at = ctx.clock.now()
 
+        self.boundary = Boundary()
+
     def on_start(self) -> None:
         ref, tracker = self.actor_ref, self.ctx.tracker
         self.broker.subscribe(lambda update: tracker.tell(ref, TradeUpdate(update)))
@@ -210,6 +225,9 @@ class BrokerActor(TrackedActor):
             self._push(CANCEL_PRIORITY, job)
         elif isinstance(message, TradeUpdate):
             self._route(message.update)
+            return None
+        elif isinstance(message, BrokerView):
+            self.boundary.listed(message.view)
             return None
         elif isinstance(message, Own):
             for coid in message.client_order_ids:
@@ -340,7 +358,10 @@ class BrokerActor(TrackedActor):
         if coid in self._submitted:  # another path sent it: only its outcome is wanted
             self._lookup_and_route(coid)
             return
+        if not self._within_boundary(job, intent):
+            return
         self._submitted[coid] = self.ctx.clock.now()
+        self.boundary.sending(intent)
         self.ctx.metrics.inc("orders_sent")
         try:
             update = self.broker.submit_order(OrderRequest.from_intent(intent))
@@ -350,7 +371,8 @@ class BrokerActor(TrackedActor):
             return
         except InsufficientQty as exc:
             self._ok()
-            self._route(self._rejected(intent, str(exc)), self._position_qty(intent.symbol))
+            self.ctx.metrics.inc("refused_40310000")
+            self._refuse(intent, str(exc))
             return
         except OrderRejected as exc:
             self._ok()
@@ -360,6 +382,7 @@ class BrokerActor(TrackedActor):
             self._bucket.paused_until = self.ctx.clock.now() + timedelta(seconds=exc.retry_after_s)
             self.ctx.metrics.inc("http_429")
             del self._submitted[coid]  # refused unseen: it may go again
+            self.boundary.ended(coid)
             self._push(job.priority, job)
             return
         except (UnknownOutcome, BrokerError, OSError, TimeoutError) as exc:
@@ -427,8 +450,15 @@ class BrokerActor(TrackedActor):
         if intent.client_order_id in self._cancelled:  # cancelled before it went: it never goes
             self._route(self._cancelled_update(intent.client_order_id))
             return
+        if not is_own_order(job.old):
+            self._foreign_refused("replace", job.old)
+            self._route(self._rejected(intent, "the order to replace is not posactors'"))
+            return
+        if not self._within_boundary(job, intent, replacing=job.old):
+            return
         self.ctx.metrics.inc("orders_replaced")
         self._submitted[intent.client_order_id] = self.ctx.clock.now()
+        self.boundary.sending(intent)
         try:
             update = self.broker.replace_order(
                 job.old, intent.client_order_id, qty=intent.qty, stop_price=intent.stop_price
@@ -438,6 +468,9 @@ class BrokerActor(TrackedActor):
             if isinstance(exc, DuplicateOrder):
                 self._resolve(_Job("resolve", intent.client_order_id, intent, resend=False))
                 return
+            if isinstance(exc, InsufficientQty):
+                self.ctx.metrics.inc("refused_40310000")
+                self.boundary.stale = True
             self._route(self._rejected(intent, str(exc)))
             self._lookup_and_route(job.old)
             return
@@ -470,6 +503,9 @@ class BrokerActor(TrackedActor):
             self._route(self._cancelled_update(client_order_id))
 
     def _cancel(self, job: _Job) -> None:
+        if not is_own_order(job.client_order_id):  # someone else's: never touched
+            self._foreign_refused("cancel", job.client_order_id)
+            return
         try:
             self.broker.cancel_order(job.client_order_id)
         except (BrokerError, OSError, TimeoutError) as exc:
@@ -514,20 +550,86 @@ class BrokerActor(TrackedActor):
     def _ok(self) -> None:
         if self.consecutive_failures:
             self.ctx.log.event("broker_recovered", after_failures=self.consecutive_failures)
+            if self.in_outage:  # a gap in contact: list the account again before sending
+                self.boundary.stale = True
         self.consecutive_failures = 0
 
     def _cancelled_update(self, client_order_id: str) -> OrderUpdate:
         now = self.ctx.clock.now()
         return OrderUpdate(client_order_id, OrderStatus.CANCELED, Decimal(0), None, now)
 
-    def _position_qty(self, symbol: str) -> Decimal | None:
-        """The position's quantity at the broker now (0 if it has none); None if unknown."""
+    # --- the account boundary
+    def _within_boundary(self, job: _Job, intent: ExitIntent, replacing: str | None = None) -> bool:
+        """May ``intent`` go? Refused (and routed as rejected, with the account as listed)
+        when it is out of scope or exceeds what the broker holds less the other live exit
+        orders, judged on a listing made now if the last one was stale or disagrees. A
+        listing that fails leaves the job for later: nothing goes unchecked."""
+        if not self.ctx.config.scope.covers(intent.symbol):
+            self._refuse_here(intent, f"{intent.symbol} is out of scope", None)
+            return False
+        fresh = False
+        if self.boundary.stale:
+            if not self._list_account(job):
+                return False
+            fresh = True
+        why = self.boundary.refusal(intent, replacing)
+        if why is not None and not fresh:  # the last listing may be old: ask the broker
+            if not self._list_account(job):
+                return False
+            why = self.boundary.refusal(intent, replacing)
+        if why is None:
+            return True
+        self._refuse_here(intent, why, self.boundary.quantity(intent))
+        return False
+
+    def _list_account(self, job: _Job) -> bool:
+        """List positions and open orders now; on no answer, retry ``job`` later."""
         try:
-            positions = self.broker.list_positions()
+            view = AccountView.listed(self.broker.list_positions(), self.broker.open_orders())
+        except (BrokerError, OSError, TimeoutError) as exc:
+            self.ctx.log.event("account_listing_failed", error=repr(exc))
+            self._unknown_listing(job, exc)
+            return False
+        self._ok()
+        self._bucket.charge(1 + len(view.orders) // OPEN_ORDERS_PAGE)
+        self.ctx.metrics.inc("account_listings")
+        self.boundary.listed(view, complete=True)
+        return True
+
+    def _unknown_listing(self, job: _Job, exc: BaseException) -> None:
+        self.consecutive_failures += 1
+        self.ctx.metrics.inc("unknown_outcomes")
+        self._retry_later(replace(job, attempt=job.attempt + 1))
+
+    def _refuse_here(self, intent: ExitIntent, why: str, quantity: Decimal | None) -> None:
+        self.ctx.metrics.inc("orders_refused_at_boundary")
+        self.ctx.log.event(
+            "order_refused_at_boundary",
+            order=intent.client_order_id,
+            symbol=intent.symbol,
+            qty=intent.qty,
+            why=why,
+        )
+        update = self._rejected(intent, f"refused by posactors: {why}")
+        self._route(update, quantity, self.boundary.foreign_held(intent))
+
+    def _refuse(self, intent: ExitIntent, why: str) -> None:
+        """The broker refused it for quantity: route that with the account listed now."""
+        self.boundary.stale = True
+        quantity = foreign = None
+        try:
+            view = AccountView.listed(self.broker.list_positions(), self.broker.open_orders())
         except Exception as exc:  # the refusal still goes through; a reconcile adopts later
-            self.ctx.log.event("position_lookup_failed", symbol=symbol, error=repr(exc))
-            return None
-        return next((p.qty for p in positions if p.symbol == symbol), Decimal(0))
+            self.ctx.log.event("position_lookup_failed", symbol=intent.symbol, error=repr(exc))
+        else:
+            self.boundary.listed(view, complete=True)
+            quantity = self.boundary.quantity(intent)
+            foreign = self.boundary.foreign_held(intent)
+        self._route(self._rejected(intent, why), quantity, foreign)
+
+    def _foreign_refused(self, what: str, client_order_id: str | None) -> None:
+        self.ctx.metrics.inc("foreign_orders_untouched")
+        self.ctx.log.event("foreign_order_untouched", would=what, order=client_order_id)
 
     def _rejected(self, intent: ExitIntent, why: str) -> OrderUpdate:
         return OrderUpdate(
@@ -540,9 +642,20 @@ class BrokerActor(TrackedActor):
         )
 
     # --- updates
-    def _route(self, update: OrderUpdate, position_qty: Decimal | None = None) -> None:
-        owner = self.owners.get(update.client_order_id)
-        delivered = owner is not None and self.tell(owner, OrderEvent(update, position_qty))
+    def _route(
+        self,
+        update: OrderUpdate,
+        position_qty: Decimal | None = None,
+        foreign_held: Decimal | None = None,
+    ) -> None:
+        coid = update.client_order_id
+        if self.boundary.update(update) and coid not in self._cancelled:
+            # an order of ours ended unfilled without our asking: someone acts on the
+            # account (a cancel in the broker's app): list it again before the next order
+            self.boundary.stale = True
+        owner = self.owners.get(coid)
+        event = OrderEvent(update, position_qty, foreign_held)
+        delivered = owner is not None and self.tell(owner, event)
         if not delivered:
             self.ctx.metrics.inc("updates_unowned")
             if update.status.is_terminal:  # its journal entry must still end

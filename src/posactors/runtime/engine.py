@@ -93,6 +93,8 @@ class Engine:
         self._lock: ServiceLock | None = None
         self.store: StateStore | None = None
         self.ctx: RuntimeContext | None = None
+        # the account the service manages (id, number, paper/live, equity); None embedded
+        self.account: dict | None = None
 
     # --- lifecycle
     def start(self) -> None:
@@ -206,9 +208,10 @@ class Engine:
         ctx = self._running()
         ctx.tell(ctx.quotes, PushQuotes(tuple(quotes)))
 
-    def approve(self, approval_id: str) -> None:
+    def approve(self, approval_id: str, reject: bool = False) -> None:
+        """A person's answer to a pending take-profit (``reject``: no), applied at once."""
         assert self.store is not None
-        self.store.request_approval(approval_id)
+        self.store.request_approval(approval_id, reject)
         ctx = self._running()
         ctx.tell(ctx.supervisor, CheckApprovals())
 
@@ -225,8 +228,21 @@ class Engine:
         return states
 
     def status(self) -> dict:
+        """The supervisor's counts (positions, parked, kill switch, scope), the mode
+        (``LIVE``, ``PAPER``, ``DRY RUN`` or ``SIM``) and the account, if any."""
         ctx = self._running()
-        return ctx.supervisor.ask("status", timeout=10)
+        status = dict(ctx.supervisor.ask("status", timeout=10))
+        status["mode"] = self.mode
+        status["account"] = self.account
+        return status
+
+    @property
+    def mode(self) -> str:
+        if self.config.dry_run:
+            return "DRY RUN"
+        if self.account is None:
+            return "SIM"
+        return "LIVE" if self.account.get("live") else "PAPER"
 
     def _running(self) -> RuntimeContext:
         if self.ctx is None:

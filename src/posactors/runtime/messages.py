@@ -32,26 +32,41 @@ class Wake:
 
 @dataclass(frozen=True, slots=True)
 class OrderEvent:
-    """An order's update; an exit refused for insufficient quantity carries the
-    position's quantity at the broker, looked up at the refusal (None: unknown)."""
+    """An order's update; an exit refused for insufficient quantity (by the broker, or
+    at the boundary) carries the position's quantity at the broker and the shares others'
+    orders hold, as listed at the refusal (None: unknown)."""
 
     update: OrderUpdate
     position_qty: Any = None  # Decimal | None
+    foreign_held: Any = None  # Decimal | None
 
 
 @dataclass(frozen=True, slots=True)
 class Approve:
     approval_id: str
+    reject: bool = False  # a person said no
 
 
 @dataclass(frozen=True, slots=True)
 class AdoptQuantity:
+    """The broker's listing of the position: its quantity there, and the shares open
+    orders that posactors did not make hold."""
+
     qty: Any  # Decimal
+    foreign_held: Any = None  # Decimal | None: unknown
 
 
 @dataclass(frozen=True, slots=True)
 class Poison:
     """Tests: make the actor raise on every message from now on."""
+
+
+# --- to the BrokerActor (besides the order messages below)
+@dataclass(frozen=True, slots=True)
+class BrokerView:
+    """The account as the Supervisor just listed it (an :class:`AccountView`)."""
+
+    view: Any
 
 
 # --- to the StoreActor
@@ -200,7 +215,8 @@ class Reconcile:
 class ExitEvent:
     """What an embedding bot hears: an exit decided, filled, or failed."""
 
-    kind: str  # "decided" | "filled" | "failed" | "approval" | "alert" | "closed"
+    # "decided" | "filled" | "failed" | "approval" | "approval_withdrawn" | "alert" | "closed"
+    kind: str
     position_id: str
     symbol: str
     detail: dict = field(default_factory=dict)

@@ -20,6 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from posactors.approvals import Withdrawn, answer, approval_deadline, expire, withdrawn_by_close
 from posactors.codec import intent_to_dict, state_to_dict
 from posactors.model import ExitIntent, OrderStatus, OrderUpdate
 from posactors.policy import ExitPolicy
@@ -59,7 +60,13 @@ from posactors.runtime.messages import (
 )
 from posactors.runtime.quote_slot import QuoteSlot
 from posactors.runtime.tracker import TrackedActor
-from posactors.state import PositionState, adopt_quantity, approve, order_field, record_bar
+from posactors.state import (
+    PositionState,
+    adopt_quantity,
+    observe_account,
+    order_field,
+    record_bar,
+)
 from posactors.store import journal_status
 
 
@@ -96,6 +103,8 @@ def _material(state: PositionState) -> tuple:
         state.deferred,
         state.approval,
         state.breaker,
+        state.broker_qty,
+        state.foreign_held,
     )
 
 
@@ -143,7 +152,10 @@ class PositionActor(TrackedActor):
         # durable from first sight: original_qty and the stop must survive any crash;
         # with a broker-held stop, an unprotected position gets its stop at once
         now = self.ctx.clock.now()
-        self._apply(Evaluation(self.state), now, force=not self.restored)
+        self.state, expired = expire(self.state, self.policy, now)  # it waited while we were down
+        if expired is not None:
+            self._withdrawn(expired)
+        self._apply(Evaluation(self.state), now, force=not self.restored or expired is not None)
 
     def on_stop(self) -> None:
         if self._timer is not None:
@@ -164,9 +176,23 @@ class PositionActor(TrackedActor):
     # --- messages
     def handle(self, message: Any) -> Any:
         self.slot.begin()
+        before, was_closed = self.state, self.closed
         try:
             return self._handle(message)
         finally:
+            if self.closed and not was_closed:
+                gone = withdrawn_by_close(before, self.state)
+                if gone is not None:
+                    self._withdrawn(gone)
+            b = self.state.breaker
+            if b.trips > before.breaker.trips:  # said once, for the notifications
+                self.ctx.log.event(
+                    "position_breaker_tripped",
+                    position=self.state.position_id,
+                    symbol=self.state.symbol,
+                    until=b.open_until,
+                    error=b.last_error,
+                )
             if self.slot.finish(quiet_band(self.state, self.policy)):
                 self.tell(self.actor_ref, QuoteReady())
 
@@ -176,6 +202,10 @@ class PositionActor(TrackedActor):
                 self.ctx.tell(self.ctx.store, JournalStatus(message.update))
             return self.state if message == "state" else None
         now = self.ctx.clock.now()
+        if isinstance(message, (QuoteReady, Wake, BarsUpdate)):  # each ends in _apply: saved
+            self.state, expired = expire(self.state, self.policy, now)
+            if expired is not None:
+                self._withdrawn(expired)
         if isinstance(message, QuoteReady):
             quote, received, self._cycle = self.slot.take()
             if quote is None:
@@ -192,7 +222,7 @@ class PositionActor(TrackedActor):
             self._use_quiet_price()
             self._apply(on_clock(self.state, self.policy, now, self.ctx.calendar), now)
         elif isinstance(message, OrderEvent):
-            self._order_event(message.update, now, message.position_qty)
+            self._order_event(message.update, now, message.position_qty, message.foreign_held)
         elif isinstance(message, BarsUpdate):
             for bar in message.bars:
                 self.state = record_bar(self.state, bar.volume, bar.time, self._bars_kept)
@@ -200,9 +230,9 @@ class PositionActor(TrackedActor):
             self._use_quiet_price()
             self._apply(on_clock(self.state, self.policy, now, self.ctx.calendar), now)
         elif isinstance(message, Approve):
-            self._approve(message.approval_id, now)
+            self._approve(message.approval_id, now, message.reject)
         elif isinstance(message, AdoptQuantity):
-            self._adopt(message.qty, now)
+            self._adopt(message.qty, now, message.foreign_held)
         elif isinstance(message, ForeignStop):
             self._foreign_stop(message.client_order_id)
         elif message == "state":
@@ -270,9 +300,14 @@ class PositionActor(TrackedActor):
                 self.ctx.log.event(
                     "approval_requested", position=pid, approval=action.approval.approval_id
                 )
-                self.ctx.emit(
-                    ExitEvent("approval", pid, symbol, {"approval_id": action.approval.approval_id})
-                )
+                detail = {
+                    "approval_id": action.approval.approval_id,
+                    "price": action.approval.trigger_price,
+                    "entry": self.state.entry_price,
+                    "side": self.state.side.value,
+                    "qty": self.state.qty,
+                }
+                self.ctx.emit(ExitEvent("approval", pid, symbol, detail))
             elif isinstance(action, Alert):
                 self.ctx.metrics.inc("alerts")
                 self.ctx.log.event("alert", position=pid, message=action.message)
@@ -340,7 +375,11 @@ class PositionActor(TrackedActor):
             self.ctx.tell(self.ctx.broker, CancelExit(client_order_id, self.actor_ref))
 
     def _order_event(
-        self, update: OrderUpdate, now: datetime, position_qty: Decimal | None = None
+        self,
+        update: OrderUpdate,
+        now: datetime,
+        position_qty: Decimal | None = None,
+        foreign_held: Decimal | None = None,
     ) -> None:
         name = order_field(self.state, update.client_order_id)
         if name is None:
@@ -377,6 +416,12 @@ class PositionActor(TrackedActor):
                 "exit_rejected", position=pid, order=update.client_order_id, why=update.reason
             )
             self.ctx.emit(ExitEvent("failed", pid, symbol, {"reason": update.reason}))
+        if position_qty is not None:  # a refusal for quantity: the account as listed now
+            self.state = observe_account(
+                self.state,
+                position_qty,
+                self.state.foreign_held if foreign_held is None else foreign_held,
+            )
         if position_qty is not None and self._refused_for_qty(position_qty):
             self.ctx.log.event(
                 "quantity_adopted",
@@ -410,16 +455,31 @@ class PositionActor(TrackedActor):
         if self._timer is not None:
             self._timer.cancel()
 
-    def _approve(self, approval_id: str, now: datetime) -> None:
+    def _approve(self, approval_id: str, now: datetime, reject: bool = False) -> None:
         try:
-            self.state = approve(self.state, approval_id)
+            answered = answer(self.state, approval_id, approve=not reject)
         except KeyError:
             self.ctx.log.event(
                 "approval_unknown", position=self.state.position_id, approval=approval_id
             )
             return
-        self.ctx.log.event("approved", position=self.state.position_id, approval=approval_id)
+        if answered == self.state:  # the same answer again (told before it was consumed)
+            return
+        self.state = answered
+        pid = self.state.position_id
+        self.ctx.log.event("rejected" if reject else "approved", position=pid, approval=approval_id)
         self._apply(on_clock(self.state, self.policy, now, self.ctx.calendar), now)
+
+    def _withdrawn(self, withdrawn: Withdrawn) -> None:
+        """Say that a request can no longer be answered (expired, or its position gone)."""
+        pid, symbol = self.state.position_id, self.state.symbol
+        approval_id = withdrawn.approval.approval_id
+        self.ctx.metrics.inc("approvals_withdrawn")
+        self.ctx.log.event(
+            "approval_withdrawn", position=pid, approval=approval_id, why=withdrawn.why
+        )
+        detail = {"approval_id": approval_id, "why": withdrawn.why}
+        self.ctx.emit(ExitEvent("approval_withdrawn", pid, symbol, detail))
 
     def _refused_for_qty(self, broker_qty: Decimal) -> bool:
         """An exit refused for insufficient quantity, with no order of ours left open: the
@@ -431,13 +491,28 @@ class PositionActor(TrackedActor):
         self._adopt_seen = None
         return broker_qty != s.qty
 
-    def _adopt(self, qty: Decimal, now: datetime) -> None:
-        """Adopt a quantity changed outside posactors, once the broker said it twice.
+    def _adopt(self, qty: Decimal, now: datetime, foreign_held: Decimal | None = None) -> None:
+        """Take the broker's listing: it bounds every order at once; a quantity changed
+        outside posactors is adopted once the broker said it twice.
 
         Our own fills may still be on their way (a broker-held stop that fired, an
         update behind this message): only a difference seen on two reconciles in a
-        row, with no exit of ours in flight, is someone else's doing.
+        row, with no exit of ours in flight, is someone else's doing. Until then
+        the listed quantity and others' orders already bound what we send
+        (:attr:`PositionState.sellable`), and the broker stop is resized to them.
         """
+        held = self.state.foreign_held if foreign_held is None else foreign_held
+        bounded = observe_account(self.state, qty, held)
+        if bounded is not self.state:
+            self.ctx.log.event(
+                "account_observed",
+                position=self.state.position_id,
+                broker_qty=qty,
+                foreign_held=held,
+                sellable=bounded.sellable,
+            )
+            self.state = bounded
+            self._apply(Evaluation(self.state), now)
         if self.state.pending is not None or qty == self.state.qty:
             self._adopt_seen = None
             return
@@ -463,6 +538,9 @@ class PositionActor(TrackedActor):
     # --- timers
     def _arm_timer(self, now: datetime) -> None:
         due = next_deadline(self.state, self.policy, now, self.ctx.calendar, since=self._looked)
+        expires = approval_deadline(self.state, self.policy) if self.state.is_open else None
+        if expires is not None and expires > now and (due is None or expires < due):
+            due = expires
         if due == self._timer_due:
             return
         if self._timer is not None:

@@ -1,11 +1,20 @@
-"""Supervisor: one PositionActor per open position, kept in step with the broker.
+"""Supervisor: one PositionActor per open position in scope, kept in step with the broker.
 
-At start and every ``reconcile_interval_s`` it compares the broker's positions
-with the running actors: a new position gets an actor (restored from its
-snapshot if it has one), a position gone at the broker is adopted as closed
-(retired to history), a quantity changed elsewhere is adopted. An exit that
-may be in flight after a restart is resolved by the BrokerActor by
+Broker first: no actor starts, so nothing is placed or sent, before the broker
+has listed its positions and open orders. At start (retried every
+``START_RETRY_S`` until the listing answers) and every ``reconcile_interval_s``
+it compares that listing with the running actors: a new position in scope gets
+an actor (restored from its snapshot if it has one), a position gone at the
+broker is adopted as closed (retired to history), a quantity changed elsewhere
+is adopted, and every actor learns what the broker holds and how many shares
+other people's open orders hold (they bound its orders at once). The listing
+also goes to the BrokerActor, which bounds every order by it. An exit that may
+be in flight after a restart is resolved by the BrokerActor by
 ``client_order_id`` before anything new is sent for that position.
+
+A position out of scope (``scope``) gets no actor and is never touched: no
+stop, no exit, none of its orders cancelled; its snapshot, if it has one, is
+kept as it is. An order that posactors did not make is never cancelled.
 
 pykka has no supervision, so this is it: a PositionActor that fails is
 restarted from its last snapshot, at most ``RESTART_BUDGET`` times in
@@ -24,13 +33,15 @@ from typing import Any
 import pykka
 
 from posactors.codec import intent_from_dict
-from posactors.model import Broker, Position
+from posactors.model import Broker, Position, is_own_stop
+from posactors.rules.boundary import AccountView
 from posactors.rules.tiers import tier_bars_needed
 from posactors.runtime.context import RuntimeContext
 from posactors.runtime.messages import (
     ActorFailed,
     AdoptQuantity,
     Approve,
+    BrokerView,
     CancelExit,
     ExitEvent,
     ForeignStop,
@@ -50,12 +61,13 @@ from posactors.runtime.position import PositionActor
 from posactors.runtime.quote_slot import QuoteSlot
 from posactors.runtime.quotes import Subscribe, Unsubscribe
 from posactors.runtime.tracker import TrackedActor
-from posactors.state import PositionState, open_position
+from posactors.state import PositionState, observe_account, open_position
 from posactors.store import StateStore
 
 RESTART_BUDGET = 3
 RESTART_WINDOW = timedelta(minutes=10)
 ORPHAN_GRACE_S = 300.0
+START_RETRY_S = 5.0  # the start's listing failed: ask again this soon
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,25 +105,63 @@ class Supervisor(TrackedActor):
         self.restarts: dict[str, list[datetime]] = {}
         self.parked: dict[str, str] = {}
         self.orphans: dict[str, datetime] = {}  # our stops whose position is gone: first seen
+        self.out_of_scope: dict[str, Decimal] = {}  # symbol: quantity, as last listed
+        self.snapshots = None  # until the broker's first listing (on_start loads them)
+        self.handed_in: list[Position] = []  # Track()ed before that listing
         self.peak_equity: Decimal | None = None
         self.kill_switch: dict | None = None
 
     def on_start(self) -> None:
         self.parking = Parking(self.ctx, self.actor_ref)
         try:
-            snapshots = self.store.snapshots()
+            self.snapshots: dict[str, PositionState] | None = self.store.snapshots()
         except Exception as exc:  # pykka calls no on_failure for on_start: say it here
             self.ctx.core_failed("Supervisor", exc)
             raise
+
+    def _start(self, view: AccountView) -> None:
+        """Broker first: the restored positions meet the broker's listing before any actor
+        starts. A snapshot whose position the broker no longer lists gets an actor that
+        may send nothing (it holds nothing at the broker) while its orders are resolved;
+        it is retired once the broker has said so twice."""
+        snapshots, self.snapshots = self.snapshots or {}, None
         resolves: list[Resolve] = []
         cancels: list[CancelExit] = []
         for state in snapshots.values():
+            if not self._in_scope(state.symbol, state.qty):
+                continue
+            broker_qty = view.quantity(state.symbol, state.side)
+            state = observe_account(state, broker_qty, view.foreign_held(state.symbol, state.side))
             self._spawn(state, restored=True, batch=(resolves, cancels))
+            if broker_qty != state.qty:
+                self.ctx.log.event(
+                    "position_changed_while_down",
+                    position=state.position_id,
+                    symbol=state.symbol,
+                    before=state.qty,
+                    broker=broker_qty,
+                )
         if resolves:
             self.ctx.tell(self.ctx.broker, ResolveAll(tuple(resolves)))
         for cancel in cancels:
             self.ctx.tell(self.ctx.broker, cancel)
         self._resolve_orphan_intents(set(snapshots))
+        self.ctx.log.event(
+            "broker_first",
+            positions=len(view.held),
+            open_orders=len(view.orders),
+            restored=len(self.actors),
+            out_of_scope=len(self.out_of_scope),
+        )
+
+    def _in_scope(self, symbol: str, qty: Decimal) -> bool:
+        """True for a position posactors manages; one out of scope is noted (once)."""
+        if self.ctx.config.scope.covers(symbol):
+            return True
+        if symbol not in self.out_of_scope:
+            self.ctx.log.event("position_out_of_scope", symbol=symbol, qty=qty)
+        self.out_of_scope[symbol] = qty
+        return False
 
     def _resolve_orphan_intents(self, positions: set[str]) -> None:
         """Open journal entries of positions with no snapshot (closed just before a crash):
@@ -146,7 +196,9 @@ class Supervisor(TrackedActor):
                 self._reconcile()
             finally:
                 if self.schedule:
-                    self._after(float(self.ctx.config.engine.reconcile_interval_s), Reconcile())
+                    started = self.snapshots is None
+                    every = float(self.ctx.config.engine.reconcile_interval_s)
+                    self._after(every if started else START_RETRY_S, Reconcile())
         elif isinstance(message, CheckApprovals):
             self._check_approvals()
             if self.schedule:
@@ -168,6 +220,8 @@ class Supervisor(TrackedActor):
                 "positions": len(self.actors),
                 "parked": dict(self.parked),
                 "kill_switch": self.kill_switch,
+                "started": self.snapshots is None,
+                "scope": self._scope_status(),
             }
         return None
 
@@ -180,48 +234,61 @@ class Supervisor(TrackedActor):
     def _reconcile(self) -> None:
         try:
             positions = self.broker.list_positions()
-        except Exception as exc:  # an outage: keep what runs, try again next time
+            view = AccountView.listed(positions, self.broker.open_orders())
+        except Exception as exc:  # an outage: keep what runs (nothing starts), try again
             self.ctx.metrics.inc("reconcile_errors")
-            self.ctx.log.event("reconcile_failed", error=repr(exc))
+            self.ctx.log.event("reconcile_failed", error=repr(exc), started=self.snapshots is None)
             return
         self.ctx.metrics.inc("reconciles")
-        seen = set()
+        self.ctx.tell(self.ctx.broker, BrokerView(view))
+        handed_in: list[Position] = []
+        if self.snapshots is not None:
+            self._start(view)
+            handed_in, self.handed_in = self.handed_in, []
+        listed = set()
         for position in positions:
-            seen.add(position.symbol)
-            self._track(position)
+            if not self._in_scope(position.symbol, position.qty):
+                continue
+            listed.add(position.symbol)
+            self._track(position, view)
+        for position in handed_in:
+            if position.symbol not in listed and self._in_scope(position.symbol, position.qty):
+                self._track(position, view)
+        self.out_of_scope = {s: q for s, q in self.out_of_scope.items() if s in view.held}
         for symbol, pid in list(self.symbols.items()):
-            if symbol not in seen and pid in self.actors:
-                self.ctx.tell(self.actors[pid], AdoptQuantity(Decimal(0)))
-        self._check_protective_stops(seen)
+            if symbol not in listed and pid in self.actors:
+                self.ctx.tell(self.actors[pid], AdoptQuantity(Decimal(0), Decimal(0)))
+        self._check_protective_stops(view, listed)
         self._check_approvals()
         self._check_drawdown()
         counters = self.ctx.metrics.snapshot()
-        self.ctx.tell(self.ctx.store, Persist(tuple(StateStore.put_counters_op(counters))))
+        ops = (*StateStore.put_counters_op(counters), ("meta", "scope", self._scope_status()))
+        self.ctx.tell(self.ctx.store, Persist(tuple(ops)))
 
-    def _check_protective_stops(self, positions: set[str]) -> None:
+    def _scope_status(self) -> dict:
+        out = sorted(self.out_of_scope)
+        return {"in": len(self.actors) + len(self.parked), "out": len(out), "out_symbols": out}
+
+    def _check_protective_stops(self, view: AccountView, positions: set[str]) -> None:
         """Our stops open at the broker: a position's own actor checks it knows its stop;
         one whose position is gone is cancelled after ``ORPHAN_GRACE_S`` (a fill in flight
-        may still need it)."""
-        try:
-            open_orders = self.broker.open_orders()
-        except Exception as exc:
-            self.ctx.log.event("open_orders_failed", error=repr(exc))
-            return
+        may still need it). Only our own stops (their client order ids say so), and only
+        in scope: an order someone else made is never cancelled."""
         now = self.ctx.clock.now()
         seen_orphans = set()
-        for request, _update in open_orders:
-            coid = request.client_order_id
-            if not (coid.startswith("pa-") and "-ps-" in coid):
+        for order in view.orders:
+            coid = order.client_order_id
+            if not is_own_stop(coid) or not self.ctx.config.scope.covers(order.symbol):
                 continue
-            pid = self.symbols.get(request.symbol)
-            if request.symbol in positions:  # not an orphan while its position is open
+            pid = self.symbols.get(order.symbol)
+            if order.symbol in positions:  # not an orphan while its position is open
                 if pid in self.actors:  # (a parked position keeps its broker stop)
                     self.ctx.tell(self.actors[pid], ForeignStop(coid))
                 continue
             seen_orphans.add(coid)
             first = self.orphans.setdefault(coid, now)
             if (now - first).total_seconds() >= ORPHAN_GRACE_S:
-                self.ctx.log.event("orphan_stop_cancelled", order=coid, symbol=request.symbol)
+                self.ctx.log.event("orphan_stop_cancelled", order=coid, symbol=order.symbol)
                 self.ctx.metrics.inc("orphan_stops_cancelled")
                 self.ctx.tell(self.ctx.broker, CancelExit(coid, self.actor_ref))
         self.orphans = {k: v for k, v in self.orphans.items() if k in seen_orphans}
@@ -258,10 +325,18 @@ class Supervisor(TrackedActor):
             self.ctx.emit(ExitEvent("alert", "*", "*", {"kill_switch": self.kill_switch}))
             self.ctx.tell(self.ctx.store, Persist((("meta", "kill_switch", self.kill_switch),)))
 
-    def _track(self, position: Position) -> None:
+    def _track(self, position: Position, view: AccountView | None = None) -> None:
+        """A position the broker lists (or a bot hands in): start its actor, or tell the
+        running one what the broker holds."""
+        foreign = None if view is None else view.foreign_held(position.symbol, position.side)
         pid = self.symbols.get(position.symbol)
         if pid is None:
-            self._spawn(open_position(position))
+            if self.snapshots is not None:  # before the broker's first listing: nothing starts
+                self.ctx.log.event("position_waits_for_broker", symbol=position.symbol)
+                self.handed_in.append(position)
+                return
+            state = observe_account(open_position(position), position.qty, foreign or Decimal(0))
+            self._spawn(state)
             self.ctx.log.event(
                 "position_new",
                 position=position.position_id,
@@ -272,13 +347,17 @@ class Supervisor(TrackedActor):
         # every reconcile: the actor adopts a quantity seen on two reconciles in a row with
         # no exit of its own in flight, which may be many reconciles after the change
         if pid in self.actors:
-            self.ctx.tell(self.actors[pid], AdoptQuantity(position.qty))
+            state = self.states.get(pid)
+            same_side = state is None or state.side is position.side
+            qty = position.qty if same_side else Decimal(0)  # the other side: ours is gone
+            self.ctx.tell(self.actors[pid], AdoptQuantity(qty, foreign if same_side else None))
 
     def _check_approvals(self) -> None:
-        for approval_id in self.store.approvals():
+        for approval_id, request in self.store.approval_requests().items():
             pid = approval_id.rsplit(":", 1)[0]
             if pid in self.actors:
-                self.ctx.tell(self.actors[pid], Approve(approval_id))
+                reject = bool(isinstance(request, dict) and request.get("reject"))
+                self.ctx.tell(self.actors[pid], Approve(approval_id, reject))
                 self.ctx.tell(self.ctx.store, _consume_approval(approval_id))
 
     # --- actors

@@ -280,6 +280,24 @@ class AlpacaBroker:
         except parse.BadRecord as err:
             raise MalformedResponse(str(err)) from None
 
+    def account_info(self) -> dict[str, Any]:
+        """``{"id", "number", "equity", "status"}`` of the account (GET /v2/account): whose
+        the state is, and the start banner."""
+        raw = guarded("read", "account", self._client.get_account)
+        try:
+            snapshot = parse.account(raw)
+        except parse.BadRecord as err:
+            raise MalformedResponse(str(err)) from None
+        ids = raw.get("id"), raw.get("account_number")
+        if not all(isinstance(v, str) and v for v in ids):
+            raise MalformedResponse(f"account: no id or account_number ({ids!r:.80})")
+        return {
+            "id": ids[0],
+            "number": ids[1],
+            "equity": snapshot.equity,
+            "status": snapshot.status,
+        }
+
     def use_clock(self, now: Clock) -> None:
         """Read "now" from the engine's clock (the broker's own, under ``run``): update
         times and the opening time of a position with no order history come from it."""
