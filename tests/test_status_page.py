@@ -135,7 +135,7 @@ def test_a_taken_port_and_a_host_without_port_are_refused(server, tmp_path):  # 
             [*run, "--http-port", str(port)], env=env, capture_output=True, text=True, timeout=60
         )
         assert done.returncode == 2
-        assert f"--http-port {port}: cannot listen on 127.0.0.1:{port}" in done.stderr
+        assert f"--http-port {port}: the port is already in use on 127.0.0.1" in done.stderr
         assert "Traceback" not in done.stderr
     done = subprocess.run(
         [*run, "--http-host", "0.0.0.0"], env=env, capture_output=True, text=True, timeout=60

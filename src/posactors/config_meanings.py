@@ -32,7 +32,38 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "Which positions are posactors' to manage; a position out of scope is never touched.",
         'scope: {symbols: ["*"], exclude: ["GME"]}',
     ),
-    "Config.notify": ("Where to send notifications (apprise URLs) and for which events.", ""),
+    "Config.notify": (
+        "Where to send notifications (apprise URLs) and for which events.",
+        'notify: {urls: ["ntfy://my-topic"], events: [approval_requested, exit_filled]}',
+    ),
+    "NotifySettings.urls": (
+        "apprise URLs (Telegram, Discord, Slack, ntfy, e-mail, webhooks); they carry tokens, "
+        "so they are never shown (also from `$POSACTORS_NOTIFY_URLS`, space-separated).",
+        'urls: ["tgram://BOT_TOKEN/CHAT_ID"]',
+    ),
+    "NotifySettings.events": (
+        "Which events are sent (all by default): approval_requested, exit_filled, exit_failed, "
+        "alert, kill_switch, position_parked, breaker_tripped, service_started, "
+        "service_stopped.",
+        "events: [approval_requested, exit_filled, alert]",
+    ),
+    "NotifySettings.batch_s": (
+        "Events within this many seconds go as one message (a burst of 500 fills is a few).",
+        "batch_s: 30",
+    ),
+    "NotifySettings.max_retries": (
+        "How often a message that could not be delivered is tried again before it is dropped "
+        "(and counted).",
+        "max_retries: 5",
+    ),
+    "NotifySettings.retry_s": (
+        "The first retry's delay in seconds; each further one waits twice as long.",
+        "retry_s: 5",
+    ),
+    "NotifySettings.max_lines": (
+        "Lines listed in one message; the rest are counted, not listed.",
+        "max_lines: 50",
+    ),
     "Config.market_data": (
         "Where quotes come from and when they are too old.",
         "market_data: {poll_interval_s: 2}",
@@ -117,6 +148,11 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "on_broker: true",
     ),
     "TakeProfit.pct": ("The gain, in percent of the entry price, that closes it.", "pct: 16"),
+    "TakeProfit.approval_expires_min": (
+        "With `require_approval`: a request nobody answered within this many minutes is "
+        "withdrawn (and asked again at the then price if the target still holds).",
+        "approval_expires_min: 30",
+    ),
     "TakeProfit.require_approval": (
         "Ask a person first (`posactors approve`); the exit is sent once approved, if the "
         "position is still open.",

@@ -56,10 +56,12 @@ def open_order(request: OrderRequest, update: OrderUpdate) -> OpenOrder:
 
 @dataclass(frozen=True, slots=True)
 class AccountView:
-    """The broker's positions (signed, by symbol) and open orders, as last listed."""
+    """The broker's positions (signed, by symbol) and open orders, as last listed; others'
+    open orders also by symbol (a reconcile asks for each position's)."""
 
     held: dict[str, Decimal] = field(default_factory=dict)
     orders: tuple[OpenOrder, ...] = ()
+    foreign: dict[str, tuple[OpenOrder, ...]] = field(default_factory=dict)
 
     @classmethod
     def listed(
@@ -67,22 +69,21 @@ class AccountView:
         positions: Iterable[Position],
         orders: Iterable[tuple[OrderRequest, OrderUpdate]],
     ) -> AccountView:
+        listed = tuple(open_order(request, update) for request, update in orders)
+        foreign: dict[str, list[OpenOrder]] = {}
+        for order in listed:
+            if not order.ours:
+                foreign.setdefault(order.symbol, []).append(order)
         return cls(
             held={p.symbol: signed(p) for p in positions},
-            orders=tuple(open_order(request, update) for request, update in orders),
+            orders=listed,
+            foreign={symbol: tuple(found) for symbol, found in foreign.items()},
         )
 
     def foreign_held(self, symbol: str, side: Side) -> Decimal:
         """Shares of a ``side`` position in ``symbol`` that others' open exit orders hold."""
         exit_side = side.exit_side
-        return sum(
-            (
-                o.remaining
-                for o in self.orders
-                if o.symbol == symbol and o.side is exit_side and not o.ours
-            ),
-            ZERO,
-        )
+        return sum((o.remaining for o in self.foreign.get(symbol, ()) if o.side is exit_side), ZERO)
 
     def quantity(self, symbol: str, side: Side) -> Decimal:
         """The broker's quantity of a ``side`` position in ``symbol`` (0 if none, or the

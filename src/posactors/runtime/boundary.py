@@ -35,7 +35,7 @@ class Boundary:
     def __init__(self) -> None:
         self.stale = True
         self.held: dict[str, Decimal] = {}  # symbol: signed quantity
-        self.foreign: dict[str, list[OpenOrder]] = {}  # symbol: others' open orders
+        self.foreign: dict[str, tuple[OpenOrder, ...]] = {}  # symbol: others' open orders
         self.live: dict[str, _Live] = {}  # our orders live at the broker
         self.by_symbol: dict[str, set[str]] = {}
 
@@ -43,11 +43,10 @@ class Boundary:
         """Take a listing. ``complete``: made just now by the BrokerActor itself, so an
         order of ours it does not show is not live."""
         self.held = dict(view.held)
-        self.foreign = {}
+        self.foreign = view.foreign
         listed_own = set()
         for order in view.orders:
             if not order.ours:
-                self.foreign.setdefault(order.symbol, []).append(order)
                 continue
             listed_own.add(order.client_order_id)
             if order.client_order_id not in self.live:
