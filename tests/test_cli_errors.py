@@ -268,3 +268,17 @@ def test_fuzzed_arguments_get_a_message_never_a_traceback(argv, tmp_path_factory
     assert code in (0, 2), (argv, err)
     if code == 2:
         assert err.strip(), argv  # a message, not silence
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["config", "check", "\x00"],
+        ["backtest", "--config", str(CONFIG / "default.yaml"), "--data", "\x00"],
+        ["simulate", "--positions", "1", "--state", "a\x00b"],
+    ],
+)
+def test_a_nul_byte_in_an_argument_is_a_mistake_not_a_crash(argv):
+    """Found by the fuzzer: a NUL byte in a file name ended in 'unexpected error' (exit 1)."""
+    code, _out, err = run_cli(argv)
+    assert_user_mistake(code, err, "contains a NUL byte")

@@ -327,6 +327,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    nul = next((i for i, arg in enumerate(argv) if "\x00" in arg), None)
+    if nul is not None:  # no file name, symbol or number has one: a mistake, said once here
+        print(f"error: argument {nul + 1} ({argv[nul]!r}) contains a NUL byte", file=sys.stderr)
+        return EXIT_BAD_INPUT
     args = build_parser().parse_args(argv)
     try:
         status = args.handler(args)

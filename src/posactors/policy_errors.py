@@ -271,6 +271,8 @@ def read_yaml_file(source: str) -> Any:
         raise ConfigError([f"{source}: not UTF-8 text ({err.reason})"]) from None
     except OSError as err:
         raise ConfigError([f"{source}: cannot read: {err.strerror or err}"]) from None
+    except ValueError:  # e.g. a NUL byte in the name: no file can have it
+        raise ConfigError([f"{source!r}: not a usable file name"]) from None
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as err:
