@@ -1,0 +1,131 @@
+"""Unprotected share-seconds: shares with no live stop of ours at the exchange, over time.
+
+Measured after every step from the exchange's own books. For each position in scope,
+from the first check at which a stop of ours was live for it (the first placement of a
+new position's stop, under the rate limit, is not counted), the unprotected shares are
+what the exchange holds less what working orders hold: our stop, our exit orders (their
+shares are being sold) and other people's orders (the trader's to manage, not ours);
+never below 0. They are integrated over stepped (virtual) time: the state seen at a
+check lasts until the next one; a jump over the night counts one step.
+
+Each gap (a run of checks with unprotected shares on one symbol) is put down to what
+began it, and reported by cause:
+
+- ``elsewhere``: the trader changed that position since the last check (cancelled the
+  engine's stop, sold part, added to it, placed or cancelled an order of its own), or
+  while the engine was down: the engine has to notice it and react;
+- ``full_exit``: the engine itself cancelled the position's stop since the last check:
+  the window between a full exit's stop cancel and that exit's order being live at the
+  exchange (SPEC section 2: the stop is cancelled first, for Alpaca holds its shares and
+  a stop cannot be replaced by a market order). Reported apart, not hidden;
+- ``engine``: anything else. The target is 0: a tier reduces the stop instead of
+  cancelling it, and every change is followed by a stop for what is left.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from posactors.model import Side
+
+CAUSES = ("engine", "full_exit", "elsewhere")
+
+
+@dataclass
+class Gap:
+    start: datetime
+    cause: str
+    stepped: timedelta = timedelta(0)
+
+
+@dataclass
+class ExposureFigures:
+    share_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CAUSES, 0.0))
+    longest_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CAUSES, 0.0))
+    longest_where: dict[str, str] = field(default_factory=lambda: dict.fromkeys(CAUSES, ""))
+    gaps: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CAUSES, 0))
+
+    def text(self) -> str:
+        return "; ".join(
+            f"{c} {self.share_s[c]:.0f} share-s in {self.gaps[c]} gaps, longest "
+            f"{self.longest_s[c]:.0f} s{' (' + self.longest_where[c] + ')' if self.gaps[c] else ''}"
+            for c in CAUSES
+        )
+
+
+class Exposure:
+    """See the module docstring. ``in_scope``: the engine's scope."""
+
+    def __init__(self, step: timedelta, in_scope: Callable[[str], bool]) -> None:
+        self.step, self.in_scope = step, in_scope
+        self.figures = ExposureFigures()
+        self.stop_seen: set[str] = set()
+        self.touched: set[str] = set()  # changed elsewhere since the last check
+        self.stop_cancelled: set[str] = set()  # the engine cancelled the stop since then
+        self.exposed: dict[str, Decimal] = {}  # symbol: unprotected shares at the last check
+        self.gaps: dict[str, Gap] = {}
+        self.last: datetime | None = None
+        self.closed: list[tuple[str, Gap]] = []  # every gap, for a diagnosis
+
+    def measure(
+        self, now: datetime, held: dict[str, tuple[Side, Decimal]], live: list, ours, stop
+    ) -> None:
+        """``live``: working (request, update) pairs; ``ours``/``stop`` classify ids."""
+        dt = now - (self.last or now)
+        if dt > 2 * self.step:
+            dt = self.step
+        self.last = now
+        for symbol, shares in self.exposed.items():
+            self.figures.share_s[self.gaps[symbol].cause] += float(shares) * dt.total_seconds()
+            self.gaps[symbol].stepped += dt
+        covered: dict[str, Decimal] = defaultdict(Decimal)
+        for request, update in live:
+            position = held.get(request.symbol)
+            if position is None or request.side is not position[0].exit_side:
+                continue
+            covered[request.symbol] += request.qty - update.filled_qty
+            if ours(request.client_order_id) and stop(request.client_order_id):
+                self.stop_seen.add(request.symbol)
+        exposed = {}
+        for symbol, (_side, qty) in held.items():
+            if symbol in self.stop_seen and self.in_scope(symbol) and qty > covered[symbol]:
+                exposed[symbol] = qty - covered[symbol]
+        for symbol in set(self.gaps) - set(exposed):
+            self._close(symbol)
+        for symbol in exposed:
+            if symbol not in self.gaps:
+                self.gaps[symbol] = Gap(now, self._cause(symbol))
+        self.exposed = exposed
+        self.touched, self.stop_cancelled = set(), set()
+
+    def longest_open(self) -> tuple[timedelta, str]:
+        """The longest gap still open (its symbol), for a violation past the grace."""
+        if not self.gaps:
+            return timedelta(0), ""
+        symbol = max(self.gaps, key=lambda s: self.gaps[s].stepped)
+        return self.gaps[symbol].stepped, symbol
+
+    def finish(self) -> ExposureFigures:
+        for symbol in list(self.gaps):
+            self._close(symbol)
+        return self.figures
+
+    def _cause(self, symbol: str) -> str:
+        if symbol in self.touched:
+            return "elsewhere"
+        if symbol in self.stop_cancelled:
+            return "full_exit"
+        return "engine"
+
+    def _close(self, symbol: str) -> None:
+        gap = self.gaps.pop(symbol)
+        self.closed.append((symbol, gap))
+        f = self.figures
+        f.gaps[gap.cause] += 1
+        if gap.stepped.total_seconds() > f.longest_s[gap.cause]:
+            f.longest_s[gap.cause] = gap.stepped.total_seconds()
+            f.longest_where[gap.cause] = f"{symbol} from {gap.start}"
