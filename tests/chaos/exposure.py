@@ -2,11 +2,13 @@
 
 Measured after every step from the exchange's own books. For each position in scope,
 from the first check at which a stop of ours was live for it (the first placement of a
-new position's stop, under the rate limit, is not counted), the unprotected shares are
-what the exchange holds less what working orders hold: our stop, our exit orders (their
-shares are being sold) and other people's orders (the trader's to manage, not ours);
-never below 0. They are integrated over stepped (virtual) time: the state seen at a
-check lasts until the next one; a jump over the night counts one step.
+new position's stop, under the rate limit, is not counted), the shares without a stop
+are what the exchange holds less what our stop and other people's orders hold (those
+are the trader's to manage, not ours); never below 0. Of those, the shares an exit order
+of ours is working on (a tier's limit order, a full exit) are being sold: reported as
+``exiting``, apart. The rest are unprotected. Both are integrated over stepped (virtual)
+time: the state seen at a check lasts until the next one; a jump over the night counts
+one step.
 
 Each gap (a run of checks with unprotected shares on one symbol) is put down to what
 began it, and reported by cause:
@@ -18,6 +20,9 @@ began it, and reported by cause:
   the window between a full exit's stop cancel and that exit's order being live at the
   exchange (SPEC section 2: the stop is cancelled first, for Alpaca holds its shares and
   a stop cannot be replaced by a market order). Reported apart, not hidden;
+- ``partial_exit``: the engine reduced the position's stop since the last check: the
+  window between a tier's stop reduction and the tier's order being live (the shares
+  the tier will sell have neither; the rest keep their stop);
 - ``engine``: anything else. The target is 0: a tier reduces the stop instead of
   cancelling it, and every change is followed by a stop for what is left.
 """
@@ -32,7 +37,7 @@ from decimal import Decimal
 
 from posactors.model import Side
 
-CAUSES = ("engine", "full_exit", "elsewhere")
+CAUSES = ("engine", "full_exit", "partial_exit", "elsewhere")
 
 
 @dataclass
@@ -48,13 +53,18 @@ class ExposureFigures:
     longest_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CAUSES, 0.0))
     longest_where: dict[str, str] = field(default_factory=lambda: dict.fromkeys(CAUSES, ""))
     gaps: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CAUSES, 0))
+    exiting_share_s: float = 0.0  # shares without a stop under an exit order of ours
 
     def text(self) -> str:
-        return "; ".join(
-            f"{c} {self.share_s[c]:.0f} share-s in {self.gaps[c]} gaps, longest "
-            f"{self.longest_s[c]:.0f} s{' (' + self.longest_where[c] + ')' if self.gaps[c] else ''}"
-            for c in CAUSES
-        )
+        parts = []
+        for c in CAUSES:
+            where = f" ({self.longest_where[c]})" if self.gaps[c] else ""
+            parts.append(
+                f"{c} {self.share_s[c]:.0f} share-s in {self.gaps[c]} gaps, "
+                f"longest {self.longest_s[c]:.0f} s{where}"
+            )
+        exiting = f"{self.exiting_share_s:.0f} share-s"
+        return "; ".join(parts) + f" (and under exit orders of ours: {exiting})"
 
 
 class Exposure:
@@ -66,6 +76,8 @@ class Exposure:
         self.stop_seen: set[str] = set()
         self.touched: set[str] = set()  # changed elsewhere since the last check
         self.stop_cancelled: set[str] = set()  # the engine cancelled the stop since then
+        self.stop_reduced: set[str] = set()  # the engine reduced the stop since then
+        self.exiting: dict[str, Decimal] = {}  # symbol: shares under exits, at the last check
         self.exposed: dict[str, Decimal] = {}  # symbol: unprotected shares at the last check
         self.gaps: dict[str, Gap] = {}
         self.last: datetime | None = None
@@ -82,25 +94,36 @@ class Exposure:
         for symbol, shares in self.exposed.items():
             self.figures.share_s[self.gaps[symbol].cause] += float(shares) * dt.total_seconds()
             self.gaps[symbol].stepped += dt
+        self.figures.exiting_share_s += float(sum(self.exiting.values())) * dt.total_seconds()
         covered: dict[str, Decimal] = defaultdict(Decimal)
+        exits: dict[str, Decimal] = defaultdict(Decimal)
         for request, update in live:
             position = held.get(request.symbol)
             if position is None or request.side is not position[0].exit_side:
                 continue
-            covered[request.symbol] += request.qty - update.filled_qty
-            if ours(request.client_order_id) and stop(request.client_order_id):
+            left = request.qty - update.filled_qty
+            if ours(request.client_order_id) and not stop(request.client_order_id):
+                exits[request.symbol] += left
+                continue
+            covered[request.symbol] += left
+            if ours(request.client_order_id):
                 self.stop_seen.add(request.symbol)
-        exposed = {}
+        exposed, self.exiting = {}, {}
         for symbol, (_side, qty) in held.items():
-            if symbol in self.stop_seen and self.in_scope(symbol) and qty > covered[symbol]:
-                exposed[symbol] = qty - covered[symbol]
+            if symbol not in self.stop_seen or not self.in_scope(symbol):
+                continue
+            bare = max(qty - covered[symbol], Decimal(0))
+            if exits[symbol] > 0 and bare > 0:
+                self.exiting[symbol] = min(bare, exits[symbol])
+            if bare > exits[symbol]:
+                exposed[symbol] = bare - exits[symbol]
         for symbol in set(self.gaps) - set(exposed):
             self._close(symbol)
         for symbol in exposed:
             if symbol not in self.gaps:
                 self.gaps[symbol] = Gap(now, self._cause(symbol))
         self.exposed = exposed
-        self.touched, self.stop_cancelled = set(), set()
+        self.touched, self.stop_cancelled, self.stop_reduced = set(), set(), set()
 
     def longest_open(self) -> tuple[timedelta, str]:
         """The longest gap still open (its symbol), for a violation past the grace."""
@@ -119,6 +142,8 @@ class Exposure:
             return "elsewhere"
         if symbol in self.stop_cancelled:
             return "full_exit"
+        if symbol in self.stop_reduced:
+            return "partial_exit"
         return "engine"
 
     def _close(self, symbol: str) -> None:

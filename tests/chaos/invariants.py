@@ -66,7 +66,7 @@ class Invariants:
         self.opened: dict[str, Decimal] = {}  # symbol -> shares opened (each symbol once)
         self.sides: dict[str, Side] = {}
         self.best_stop: dict[str, Decimal] = {}  # position id -> most protective seen
-        self.best_live_stop: dict[str, Decimal] = {}  # symbol -> at the exchange
+        self.best_live_stop: dict[str, Decimal] = {}  # stop id's position part -> price
         self.unprotected_since: dict[str, datetime] = {}
         self.reported: set[str] = set()
         self.reported_tiers: set[str] = set()
@@ -121,8 +121,8 @@ class Invariants:
                     self.reported_pairs.add(ids)
                     self.violation(kind, f"{now} {symbol}: {list(ids)}")
             for o in mine:
-                if is_stop(o.client_order_id):
-                    self._stop_price(symbol, o.stop_price, now)
+                if is_stop(o.client_order_id):  # per position: the id's hash is its id's
+                    self._stop_price(symbol, o.client_order_id[:19], o.stop_price, now)
         duplicates = sim.duplicate_exits()
         if duplicates != self.duplicates:
             self.violation("duplicate_exit", f"{now}: duplicate_exits() = {duplicates}")
@@ -174,6 +174,8 @@ class Invariants:
             if a["outcome"] == "refused":
                 self.refused_own += 1
                 continue
+            if a["op"] == "replace" and is_stop(a["client_order_id"]) and a["qty"] < a["old_qty"]:
+                self.exposure.stop_reduced.add(a["symbol"])
             cid, qty, held, others = a["client_order_id"], a["qty"], a["held"], a["others"]
             if held <= 0:
                 self.violation("order_for_nothing_held", f"{a['now']} {cid}: {a['side']} {qty}")
@@ -197,14 +199,16 @@ class Invariants:
                     "exits_exceed_position", f"{now} {symbol}: {side} orders {qty}, held {held}"
                 )
 
-    def _stop_price(self, symbol: str, price: Decimal | None, now: datetime) -> None:
+    def _stop_price(self, symbol: str, position: str, price: Decimal | None, now) -> None:
+        """A position's live stop never moves against it (a position listed again after
+        the engine closed it is a new one, with ids of its own)."""
         assert price is not None
         sign = self.sides[symbol].sign
-        best = self.best_live_stop.get(symbol)
+        best = self.best_live_stop.get(position)
         if best is not None and sign * (price - best) < 0:
             self.violation("stop_lowered_at_broker", f"{now} {symbol}: {best} -> {price}")
         if best is None or sign * (price - best) > 0:
-            self.best_live_stop[symbol] = price
+            self.best_live_stop[position] = price
 
     def check_fills(self, sim: SimExchange) -> int:
         """Sold never exceeds held, a tier never sells more than once its share; returns

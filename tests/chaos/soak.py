@@ -10,7 +10,10 @@ timeouts on submit, rejects, 5xx on lookup, partial fills, late fills), a
 replace and cancel errors before or after the fact, account and data errors, updates
 late, twice or lost in a silence) and position actors that raise on a small fraction of
 their messages. Positions that close are replaced by new ones (new symbols), found by
-reconciliation.
+reconciliation. Beside the engine, a :class:`~chaos.elsewhere.Trader` acts on the same
+account, while the engine runs and while it is down: it sells positions, reduces them,
+adds to them, places limit orders of its own (some fill, some it cancels), and holds a
+few positions out of the engine's scope (``scope: {exclude: [HOLD*]}``).
 
 Crashes: at seeded steps the engine process "dies" in the middle of a step (while actors
 decide, after the commit and before the sends, or in the middle of the sends): from that
@@ -19,8 +22,9 @@ committed LMDB data stays) and no call or update passes between the engine and t
 exchange; then the exchange is closed and reopened from its state directory, and a new
 engine starts on the same state, as a restarted process would.
 
-After every step :class:`~invariants.Invariants` checks the exchange; every
-``check_every`` steps the fills and every position's effective stop. At the end the
+After every step :class:`~invariants.Invariants` checks the exchange (and measures
+unprotected share-seconds, :mod:`chaos.exposure`); every ``check_every`` steps the fills
+and every position's effective stop. At the end the
 faults stop, the engine restarts cleanly and runs ``clean_s`` more, and the journal,
 the snapshots and the exchange must agree.
 """

@@ -383,7 +383,8 @@ class SimExchange:
     def _check_holds(self, request: OrderRequest, op: str, old: Any) -> None:
         """Alpaca's 40310000: InsufficientQty unless the order fits in the position less
         what the other working orders on its side hold. ``on_attempt`` (if set) is told
-        every attempt, under the lock: ``op``, the order's id, symbol, side and qty, what
+        every attempt, under the lock: ``op``, the order's id (and the one it replaces,
+        with what was left of it), symbol, side and qty, what
         the position held for it and the other working orders held at that instant, and
         whether it was ``accepted`` (that is, passed this check) or ``refused``."""
         held, others = self._book.holding(request.symbol, request.side, old)
@@ -394,6 +395,7 @@ class SimExchange:
                     "op": op,
                     "client_order_id": request.client_order_id,
                     "replaces": None if old is None else old.client_order_id,
+                    "old_qty": None if old is None else old.remaining,
                     "symbol": request.symbol,
                     "side": request.side,
                     "qty": request.qty,
