@@ -193,6 +193,8 @@ class ChaosBroker:
         self._record("replace", client_order_id)
         update = self.sim.replace_order(client_order_id, new_client_order_id, **changes)
         self._count_reject(update)
+        if update.status is OrderStatus.REJECTED:  # the old order is gone with it
+            self._record("replace_rejected", client_order_id)
         if self._roll("replace_error_after"):
             raise UnknownOutcome(f"simulated 5xx after replacing {client_order_id}")
         return update

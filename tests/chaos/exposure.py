@@ -20,9 +20,12 @@ began it, and reported by cause:
   the window between a full exit's stop cancel and that exit's order being live at the
   exchange (SPEC section 2: the stop is cancelled first, for Alpaca holds its shares and
   a stop cannot be replaced by a market order). Reported apart, not hidden;
-- ``partial_exit``: the engine reduced the position's stop since the last check: the
-  window between a tier's stop reduction and the tier's order being live (the shares
-  the tier will sell have neither; the rest keep their stop);
+- ``partial_exit``: the engine reduced the position's stop, or cancelled its tier's
+  order (to send what is left of it again), since the last check: the window until the
+  tier's order is live (the shares the tier will sell have neither; the rest keep their
+  stop);
+- ``stop_rejected``: the exchange rejected a replacement of the stop (the simulator's
+  ``reject`` fault): the old stop ended with it, until the engine places a new one;
 - ``engine``: anything else. The target is 0: a tier reduces the stop instead of
   cancelling it, and every change is followed by a stop for what is left.
 """
@@ -37,7 +40,7 @@ from decimal import Decimal
 
 from posactors.model import Side
 
-CAUSES = ("engine", "full_exit", "partial_exit", "elsewhere")
+CAUSES = ("engine", "full_exit", "partial_exit", "stop_rejected", "elsewhere")
 
 
 @dataclass
@@ -77,6 +80,7 @@ class Exposure:
         self.touched: set[str] = set()  # changed elsewhere since the last check
         self.stop_cancelled: set[str] = set()  # the engine cancelled the stop since then
         self.stop_reduced: set[str] = set()  # the engine reduced the stop since then
+        self.stop_rejected: set[str] = set()  # a replacement of the stop was rejected
         self.exiting: dict[str, Decimal] = {}  # symbol: shares under exits, at the last check
         self.exposed: dict[str, Decimal] = {}  # symbol: unprotected shares at the last check
         self.gaps: dict[str, Gap] = {}
@@ -124,6 +128,7 @@ class Exposure:
                 self.gaps[symbol] = Gap(now, self._cause(symbol))
         self.exposed = exposed
         self.touched, self.stop_cancelled, self.stop_reduced = set(), set(), set()
+        self.stop_rejected = set()
 
     def longest_open(self) -> tuple[timedelta, str]:
         """The longest gap still open (its symbol), for a violation past the grace."""
@@ -144,6 +149,8 @@ class Exposure:
             return "full_exit"
         if symbol in self.stop_reduced:
             return "partial_exit"
+        if symbol in self.stop_rejected:
+            return "stop_rejected"
         return "engine"
 
     def _close(self, symbol: str) -> None:

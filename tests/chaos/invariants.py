@@ -160,6 +160,10 @@ class Invariants:
         for op, cid, symbol in calls:
             if op == "cancel" and is_stop(cid) and symbol is not None:
                 self.exposure.stop_cancelled.add(symbol)
+            if op == "cancel" and "-ti-" in cid and symbol is not None:  # a tier re-sent
+                self.exposure.stop_reduced.add(symbol)
+            if op == "replace_rejected" and is_stop(cid) and symbol is not None:
+                self.exposure.stop_rejected.add(symbol)
             if op != "submit" and not is_ours(cid):
                 self.violation("touched_foreign", f"{now}: the engine would {op} {cid}")
             if symbol is not None and not self.in_scope(symbol):
