@@ -12,7 +12,7 @@ from chaos.test_found_bugs import Pushing, config_of
 from conftest import ny
 from posactors.adapters.sim import SimExchange, SimFaults
 from posactors.calendar import xnys
-from posactors.model import RateLimited, Side, is_own_stop
+from posactors.model import RateLimited, Side, UnknownOutcome, is_own_stop
 from posactors.runtime.clock import VirtualClock
 from posactors.runtime.engine import Engine
 from test_runtime import account, make_engine, run
@@ -80,3 +80,82 @@ def test_a_tier_that_missed_the_close_gives_its_shares_back_to_the_stop(tmp_path
     assert sim.now > ny(2024, 3, 11, 16, 1)
     [(stop, _)] = sim.open_orders()
     assert is_own_stop(stop.client_order_id) and stop.qty == 100
+
+
+class HeldStopAnswers(Pushing):
+    """While ``hold``: a replace of a stop happens but answers 5xx, its lookups fail and
+    the stops' updates are missed (a silence of the stream); :meth:`release` delivers
+    each missed order's latest state, in order, as the adapter's catch-up poll does."""
+
+    hold = False
+
+    def __init__(self, sim) -> None:
+        super().__init__(sim)
+        self.missed: dict[str, object] = {}
+        self.callbacks: list = []
+
+    def subscribe(self, callback) -> None:
+        self.callbacks.append(callback)
+        self.sim.subscribe(self._on_update)
+
+    def _on_update(self, update) -> None:
+        if self._held(update.client_order_id):
+            self.missed[update.client_order_id] = update
+            return
+        for callback in self.callbacks:
+            callback(update)
+
+    def release(self) -> None:
+        self.hold = False
+        missed, self.missed = list(self.missed.values()), {}
+        for update in missed:
+            for callback in self.callbacks:
+                callback(update)
+
+    def _held(self, client_order_id: str) -> bool:
+        return self.hold and "-ps-" in client_order_id
+
+    def replace_order(self, client_order_id, new_client_order_id, **changes):
+        update = self.sim.replace_order(client_order_id, new_client_order_id, **changes)
+        if self._held(new_client_order_id):
+            raise UnknownOutcome("simulated 5xx after replacing")
+        return update
+
+    def get_order_by_client_id(self, client_order_id):
+        if self._held(client_order_id):
+            raise UnknownOutcome("simulated 5xx on lookup")
+        return self.sim.get_order_by_client_id(client_order_id)
+
+
+def test_a_stop_resize_held_back_by_a_replace_in_flight_is_made_when_that_replace_is_known(
+    tmp_path,
+):
+    """The tier's order ended (here cancelled in the broker's app) while a raise of the
+    broker stop was in flight, its answer lost: protect() waits for that answer before
+    changing the stop again. The answers came: the old stop's end (protect() still waits
+    for the replacement's), then the replacement live; but an update that does not end
+    an order only saved the state: nothing looked at the stop again until a quote left
+    the position's bands, so the tier's 30 shares stayed without a stop (the soak's
+    Z00729: 20 minutes). Nor did the tier, fired again meanwhile, go once the stop had
+    room for it."""
+    sim = account(tmp_path, 1, faults=SimFaults(fill_latency_s=3600))  # nothing fills
+    broker = HeldStopAnswers(sim)
+    tier = {"name": "t1", "sell_pct": 30, "gain_pct": {"min": 1}, "order_type": "limit",
+            "limit_offset_pct": 0}  # fmt: skip
+    stairs = {"steps": [{"at_gain_pct": 3, "lock_pct": 0.5}]}
+    cfg = config_of({"stop_loss": BROKER_STOP, "tiers": [tier], "staircase": stairs})
+    engine = make_engine(tmp_path, broker, cfg)
+    engine.start()
+    try:
+        run(engine, sim, 3, {2: {"S000": "102"}})  # the tier: stop reduced to 70, tier sent
+        [tier_order] = [r for r, _ in sim.open_orders() if "-ti-" in r.client_order_id]
+        broker.hold = True
+        run(engine, sim, 2, {1: {"S000": "104"}})  # the staircase raises the stop: held
+        sim.cancel_order(tier_order.client_order_id)  # the trader cancels the tier
+        run(engine, sim, 2, {1: {"S000": "100.8"}})  # below the tier's gain: it stays put
+        broker.release()  # the answers come back: the old stop replaced, the raise live
+        run(engine, sim, 180)  # a quiet market
+    finally:
+        engine.stop()
+    live = [r for r, _ in sim.open_orders()]  # the stop for all, or for 70 beside the tier
+    assert sum(r.qty for r in live) == 100 and sum(is_own_stop(r.client_order_id) for r in live)

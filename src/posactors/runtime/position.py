@@ -414,7 +414,9 @@ class PositionActor(TrackedActor):
         if not self.state.is_open:
             self._close(ops, now)
             return
-        if update.status.is_terminal:  # a follow-up (after a cancel) may go at once
+        # a follow-up (after a cancel) may go at once; so may what waited for the stop's
+        # answer (its resize, an exit waiting for the room)
+        if update.status.is_terminal or name == "protective":
             self._apply(on_clock(self.state, self.policy, now, self.ctx.calendar), now, ops=ops)
             return
         self._persist(ops, [], now)
