@@ -57,6 +57,7 @@ class Trader:
         self.rng = random.Random(f"trader:{seed}")
         self.rates, self.inv, self.faults = rates, inv, faults
         self.n = 0
+        self.parked: set[str] = set()  # the engine's parked positions: left alone
 
     def open_out_of_scope(self, sim: SimExchange) -> None:
         """Long-term holdings beside the engine's positions: out of scope; one of them
@@ -89,8 +90,10 @@ class Trader:
             self.act(sim)
 
     def act(self, sim: SimExchange) -> None:
-        """One action, on a random position (now and then one out of scope)."""
-        positions = sim.list_positions()
+        """One action, on a random position (now and then one out of scope). Never on a
+        parked position: nobody manages it any more (SPEC section 2: it keeps the stop
+        it had), so a change made to it is for the person alerted to make whole."""
+        positions = [p for p in sim.list_positions() if p.symbol not in self.parked]
         if not positions:
             return
         position = self.rng.choice(positions)

@@ -394,6 +394,7 @@ def drive(soak, life, times, crash_at, positions, volatility, check_every, progr
             raise EngineDead(f"at {now}: {life.engine.failed}")
         if step % check_every == 0 or step in crash_at:
             soak.parked = {pid.rsplit("-", 2)[0] for pid in life.engine.status()["parked"]}
+            soak.trader.parked = soak.parked
             soak.inv.check_stops(life.engine.positions(), now)
             soak.inv.check_fills(life.sim)
         soak.inv.check_exchange(life.sim, now, calls + life.front.take_calls())
