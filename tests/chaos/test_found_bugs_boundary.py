@@ -15,6 +15,7 @@ from posactors.calendar import xnys
 from posactors.model import RateLimited, Side, UnknownOutcome, is_own_stop
 from posactors.runtime.clock import VirtualClock
 from posactors.runtime.engine import Engine
+from posactors.runtime.position import PositionActor
 from test_runtime import account, make_engine, run
 
 BROKER_STOP = {"pct": 8, "on_broker": True, "time_in_force": "gtc"}
@@ -159,3 +160,40 @@ def test_a_stop_resize_held_back_by_a_replace_in_flight_is_made_when_that_replac
         engine.stop()
     live = [r for r, _ in sim.open_orders()]  # the stop for all, or for 70 beside the tier
     assert sum(r.qty for r in live) == 100 and sum(is_own_stop(r.client_order_id) for r in live)
+
+
+class Poisoned(PositionActor):
+    """Raises on every message once ``poisoned`` (so it is parked after its restarts)."""
+
+    poisoned = False
+
+    def handle(self, message):
+        if type(self).poisoned and not isinstance(message, str):
+            raise RuntimeError("poisoned")
+        return super().handle(message)
+
+
+def test_a_parked_position_sold_in_part_elsewhere_gets_a_stop_for_what_is_left(tmp_path):
+    """A parked position keeps its broker stop. The trader cancelled that stop and sold 20
+    of the 100 shares: the parking placed a stop for the 100 of its snapshot, the
+    boundary refused it (only 80 held), and it placed the same 100 again until it gave
+    up: the 80 shares had no stop at all (the soak's Z00918, all afternoon). The refusal
+    says what the broker holds; the next stop is for that."""
+    sim = account(tmp_path, 1)
+    engine = make_engine(tmp_path, sim, config_of({"stop_loss": BROKER_STOP}), Poisoned)
+    wiggle = {i: {"S000": "100.5" if i % 2 else "100"} for i in range(1, 30)}
+    engine.start()
+    try:
+        run(engine, sim, 3)
+        Poisoned.poisoned = True
+        run(engine, sim, 20, wiggle)
+        assert [p.split("-")[0] for p in engine.status()["parked"]] == ["S000"]
+        [(stop, _)] = sim.open_orders()
+        sim.cancel_order(stop.client_order_id)  # the trader, in the broker's app
+        sim.sell_elsewhere("S000", Decimal(20), "tr-1")
+        run(engine, sim, 30, wiggle)
+    finally:
+        Poisoned.poisoned = False
+        engine.stop()
+    [(stop, _)] = sim.open_orders()
+    assert is_own_stop(stop.client_order_id) and stop.qty == 80

@@ -214,7 +214,7 @@ class Supervisor(TrackedActor):
         elif isinstance(message, PositionClosed):
             self._retire(message.state)
         elif isinstance(message, OrderEvent):  # a parked position's orders
-            self.parking.on_update(message.update)
+            self.parking.on_update(message.update, message.position_qty, message.foreign_held)
         elif message == "actors":
             return dict(self.actors)
         elif message == "status":
