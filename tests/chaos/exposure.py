@@ -41,6 +41,7 @@ from decimal import Decimal
 from posactors.model import Side
 
 CAUSES = ("engine", "full_exit", "partial_exit", "stop_rejected", "elsewhere")
+EXIT_WINDOWS = ("full_exit", "partial_exit")  # shares on their way out: no grace applies
 
 
 @dataclass
@@ -131,11 +132,15 @@ class Exposure:
         self.stop_rejected = set()
 
     def longest_open(self) -> tuple[timedelta, str]:
-        """The longest gap still open (its symbol), for a violation past the grace."""
-        if not self.gaps:
+        """The longest gap still open that is not an exit's window (its symbol), for a
+        violation past the grace. An exit's window is the SPEC's design (the stop goes
+        or shrinks first, as Alpaca holds its shares), as long as the rate limit makes
+        it: reported with its longest, not held to the grace."""
+        gaps = {s: g for s, g in self.gaps.items() if g.cause not in EXIT_WINDOWS}
+        if not gaps:
             return timedelta(0), ""
-        symbol = max(self.gaps, key=lambda s: self.gaps[s].stepped)
-        return self.gaps[symbol].stepped, symbol
+        symbol = max(gaps, key=lambda s: gaps[s].stepped)
+        return gaps[symbol].stepped, symbol
 
     def finish(self) -> ExposureFigures:
         for symbol in list(self.gaps):

@@ -17,7 +17,9 @@
 - protection: every open position in scope has a live order (its stop, or an exit) at
   the exchange, or others' orders hold all of it, at the latest ``grace`` after it was
   last seen so (faults, rate limits and restarts may delay it); no position has shares
-  without a stop for longer than ``grace`` (:mod:`chaos.exposure` measures those gaps);
+  without a stop for longer than ``grace`` (:mod:`chaos.exposure` measures those gaps;
+  an exit's own window, its stop cancelled or reduced for it, is reported, not held
+  to the grace);
   time jumped over in one step (the night) does not count;
 - after a crash: every order the exchange has was journaled first (write-ahead);
 - at the end (after the calm): every position in scope protected, every journaled
