@@ -315,6 +315,35 @@ def test_held_stop_blocks_an_exit_until_cancelled():
     assert sim.submit_order(order("pa-x-tp-1", 100)).status is OrderStatus.FILLED
 
 
+def test_every_attempt_is_told_with_what_was_held_and_refusals_are_counted():
+    sim = exchange()
+    seen: list[dict] = []
+    sim.on_attempt = seen.append
+    sim.submit_order(order("pa-x-ps-1", 60, OrderType.STOP, stop="90", tif="gtc"))
+    with pytest.raises(InsufficientQty):
+        sim.submit_order(order("tr-1", 50, OrderType.LIMIT, limit="105", tif="gtc"))
+    sim.replace_order("pa-x-ps-1", "pa-x-ps-2", qty=D(40))
+    assert [(a["op"], a["qty"], a["held"], a["others"], a["outcome"]) for a in seen] == [
+        ("submit", 60, 100, 0, "accepted"),
+        ("submit", 50, 100, 60, "refused"),
+        ("replace", 40, 100, 0, "accepted"),
+    ]
+    assert seen[2]["replaces"] == "pa-x-ps-1" and seen[2]["old_qty"] == 60
+    assert sim.refused_qty == 1 and sim.order_symbol("pa-x-ps-2") == "AAPL"
+
+
+def test_a_sale_elsewhere_fills_at_once_but_only_from_shares_no_order_holds():
+    sim = exchange()
+    sim.submit_order(order("pa-x-ps-1", 70, OrderType.STOP, stop="90", tif="gtc"))
+    with pytest.raises(InsufficientQty):
+        sim.sell_elsewhere("AAPL", D(31), "tr-1")
+    night = datetime(2024, 3, 12, 2, 0, tzinfo=UTC)  # no calendar here, but any hour goes
+    sim.advance(night)
+    update = sim.sell_elsewhere("AAPL", D(30), "tr-2")
+    assert update.status is OrderStatus.FILLED and update.filled_qty == 30
+    assert position_qty(sim) == 70 and sim.duplicate_exits() == 0
+
+
 def test_orders_only_close_positions():
     sim = exchange(qty=0)
     with pytest.raises(InsufficientQty, match="available: 0"):

@@ -73,6 +73,7 @@ class ChaosBroker:
         self._silent_until = -1
         self._missed: dict[str, OrderUpdate] = {}
         self._partials: set[str] = set()
+        self.calls: list[tuple[str, str, str | None]] = []  # (op, client_order_id, symbol)
         sim.subscribe(self._on_update)
 
     # --- the driver's side
@@ -100,6 +101,19 @@ class ChaosBroker:
             due = [*self._missed.values(), *(u for _, _, u in sorted(self._held))]
             self._missed, self._held = {}, []
         self._deliver(due)
+
+    def take_calls(self) -> list[tuple[str, str, str | None]]:
+        """The order calls that reached the exchange since the last take: what the
+        engine asked (submit, cancel, replace), for the invariants."""
+        with self._lock:
+            calls, self.calls = self.calls, []
+        return calls
+
+    def _record(self, op: str, client_order_id: str, symbol: str | None = None) -> None:
+        if symbol is None:
+            symbol = self.sim.order_symbol(client_order_id)
+        with self._lock:
+            self.calls.append((op, client_order_id, symbol))
 
     def kill(self) -> None:
         """The process died: nothing goes out or comes in any more."""
@@ -144,6 +158,7 @@ class ChaosBroker:
     # --- Broker
     def submit_order(self, request):
         self._maybe_429()
+        self._record("submit", request.client_order_id, request.symbol)
         try:
             update = self.sim.submit_order(request)
         except UnknownOutcome as exc:
@@ -166,6 +181,7 @@ class ChaosBroker:
         self._maybe_429()
         if self._roll("cancel_error_before"):
             raise UnknownOutcome(f"simulated 5xx on cancel of {client_order_id}")
+        self._record("cancel", client_order_id)
         self.sim.cancel_order(client_order_id)
         if self._roll("cancel_error_after"):
             raise UnknownOutcome(f"simulated 5xx after cancelling {client_order_id}")
@@ -174,8 +190,11 @@ class ChaosBroker:
         self._maybe_429()
         if self._roll("replace_error_before"):
             raise UnknownOutcome(f"simulated 5xx on replace of {client_order_id}")
+        self._record("replace", client_order_id)
         update = self.sim.replace_order(client_order_id, new_client_order_id, **changes)
         self._count_reject(update)
+        if update.status is OrderStatus.REJECTED:  # the old order is gone with it
+            self._record("replace_rejected", client_order_id)
         if self._roll("replace_error_after"):
             raise UnknownOutcome(f"simulated 5xx after replacing {client_order_id}")
         return update

@@ -10,7 +10,10 @@ timeouts on submit, rejects, 5xx on lookup, partial fills, late fills), a
 replace and cancel errors before or after the fact, account and data errors, updates
 late, twice or lost in a silence) and position actors that raise on a small fraction of
 their messages. Positions that close are replaced by new ones (new symbols), found by
-reconciliation.
+reconciliation. Beside the engine, a :class:`~chaos.elsewhere.Trader` acts on the same
+account, while the engine runs and while it is down: it sells positions, reduces them,
+adds to them, places limit orders of its own (some fill, some it cancels), and holds a
+few positions out of the engine's scope (``scope: {exclude: [HOLD*]}``).
 
 Crashes: at seeded steps the engine process "dies" in the middle of a step (while actors
 decide, after the commit and before the sends, or in the middle of the sends): from that
@@ -19,8 +22,9 @@ committed LMDB data stays) and no call or update passes between the engine and t
 exchange; then the exchange is closed and reopened from its state directory, and a new
 engine starts on the same state, as a restarted process would.
 
-After every step :class:`~invariants.Invariants` checks the exchange; every
-``check_every`` steps the fills and every position's effective stop. At the end the
+After every step :class:`~invariants.Invariants` checks the exchange (and measures
+unprotected share-seconds, :mod:`chaos.exposure`); every ``check_every`` steps the fills
+and every position's effective stop. At the end the
 faults stop, the engine restarts cleanly and runs ``clean_s`` more, and the journal,
 the snapshots and the exchange must agree.
 """
@@ -38,6 +42,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from chaos.chaos_broker import ChaosBroker, ChaosRates
+from chaos.elsewhere import OUT_OF_SCOPE, Trader, TraderRates
+from chaos.exposure import ExposureFigures
 from chaos.invariants import Invariants, is_ours
 from posactors.adapters.sim import SimExchange, SimFaults
 from posactors.calendar import xnys
@@ -54,6 +60,7 @@ from posactors.store import StateStore, StoreError
 NY = ZoneInfo("America/New_York")
 START = datetime(2024, 3, 11, 9, 30, tzinfo=NY)  # a Monday open
 AFTER_CLOSE_S = 900.0
+TRADER = TraderRates()
 CRASH_MODES = ("while_deciding", "after_commit", "while_sending")
 RULE_NAMES = {"sl": "stop_loss", "sc": "staircase", "tr": "trailing", "mh": "max_hold",
               "tp": "take_profit", "ti": "tier", "ps": "broker_stop"}  # fmt: skip
@@ -85,6 +92,7 @@ def soak_config(step_s: float) -> Config:
             "exits": exits,
             "market_data": {"poll_interval_s": step_s, "stale_after_s": max(30, 3 * step_s)},
             "engine": {"max_consecutive_errors": 3, "cooldown_s": 60, "reconcile_interval_s": 60},
+            "scope": {"exclude": list(OUT_OF_SCOPE)},
         }
     )
     return cfg
@@ -109,6 +117,9 @@ class SoakReport:
     examples: list[str] = field(default_factory=list)
     longest_unprotected_s: float = 0.0
     longest_where: str = ""
+    elsewhere: Counter[str] = field(default_factory=Counter)  # the trader's actions
+    exposure: ExposureFigures = field(default_factory=ExposureFigures)
+    refused_at_exchange: int = 0  # orders of ours refused with 40310000, the exchange's count
 
     def text(self) -> str:
         c = self.counters
@@ -123,8 +134,15 @@ class SoakReport:
             f"unknown outcomes {c['unknown_outcomes']}, resolved by lookup "
             f"{c['orders_resolved']}, rejected {c['orders_rejected']})",
             "filled exit orders: " + ", ".join(f"{k} {v}" for k, v in sorted(self.exits.items())),
+            f"changes elsewhere {sum(self.elsewhere.values())}: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(self.elsewhere.items())),
             f"longest without a live order: {self.longest_unprotected_s:.0f} s "
             f"({self.longest_where or 'none'})",
+            f"unprotected share-seconds: {self.exposure.text()}",
+            f"40310000 refusals: engine's metric {c['refused_40310000']}, the exchange's "
+            f"{self.refused_at_exchange}; refused at the boundary "
+            f"{c['orders_refused_at_boundary']}, foreign orders untouched "
+            f"{c['foreign_orders_untouched']}",
             f"invariant violations: {self.violations} {self.violations_by_kind or ''}",
             *self.examples,
         ]
@@ -165,6 +183,7 @@ class _Life:
             seed=soak.seed, faults=sim_faults, start=soak.start, state_dir=soak.state_dir,
             calendar=xnys(),
         )  # fmt: skip
+        self.sim.on_attempt = soak.inv.attempt
         self.front = ChaosBroker(self.sim, soak.rng.randrange(1 << 30), rates, soak.report.faults)
         clock = VirtualClock(self.sim.now)
         log = EventLog(soak.log, now=clock.now) if soak.log is not None else None
@@ -182,7 +201,8 @@ class _Soak:
         self.config = soak_config(step_s)
         self.report = SoakReport()
         tier_pct = self.config.exits.tiers[0].sell_pct
-        self.inv = Invariants(timedelta(seconds=grace_s), tier_pct, timedelta(seconds=step_s))
+        step, covers = timedelta(seconds=step_s), self.config.scope.covers
+        self.inv = Invariants(timedelta(seconds=grace_s), tier_pct, step, covers)
         self.symbols = 0
         self.parked: set[str] = set()
         self.last = START
@@ -197,11 +217,17 @@ class _Soak:
             sim.add_symbol(symbol, price, volatility=volatility)
             sim.open_position(symbol, side, qty, price, sim.now)
             self.inv.opened_position(symbol, side, qty)
+            self.trader.opened(sim, symbol)
         self.report.positions = self.symbols
 
     def retire(self, life: _Life) -> None:
         """Add the life's counters to the report."""
         self.report.counters.update(life.engine.metrics.snapshot())
+        self.report.refused_at_exchange = self.inv.refused_own
+
+    def in_scope(self, sim: SimExchange) -> int:
+        """Positions in scope at the exchange (those out of scope are never replaced)."""
+        return sum(self.config.scope.covers(p.symbol) for p in sim.list_positions())
 
 
 def chaos_actor(seed: int, p: float, faults: Counter[str]) -> type[PositionActor]:
@@ -277,6 +303,7 @@ def run_soak(
     check_every: int = 6,
     grace_s: float = 900.0,
     clean_s: float = 600.0,
+    trader: TraderRates = TRADER,
     progress=None,
     log_path: Path | None = None,
 ) -> SoakReport:
@@ -292,7 +319,9 @@ def run_soak(
     soak.actor_class = chaos_actor(seed, actor_raise_p, soak.report.faults)
     times = schedule(start, sessions, step_s, night_step_s)
     crash_at = set(soak.rng.sample(range(len(times) // 10, len(times) - 1), crashes))
+    soak.trader = Trader(seed, trader, soak.inv, soak.report.elsewhere)
     life = _Life(soak, sim_faults, soak.rates, soak.actor_class)
+    soak.trader.open_out_of_scope(life.sim)
     soak.open_positions(life.sim, positions, volatility)
     try:
         boot(soak, life)
@@ -325,6 +354,7 @@ def run_soak(
     report.violations_by_kind = dict(soak.inv.by_kind)
     report.longest_unprotected_s = soak.inv.longest_unprotected.total_seconds()
     report.longest_where = soak.inv.longest_where
+    report.exposure = soak.inv.exposure.finish()
     report.wall_s = time.perf_counter() - wall
     return report
 
@@ -348,9 +378,12 @@ def drive(soak, life, times, crash_at, positions, volatility, check_every, progr
     """The chaotic part: every step, a crash now and then, checks, new positions."""
     cal = xnys()
     for step, now in enumerate(times, 1):
+        calls = []
         if step in crash_at:
             crash(soak, life, step, now)
+            calls = life.front.take_calls()  # what the dead process asked before it died
             life = _Life(soak, soak.sim_faults, soak.rates, soak.actor_class)
+            soak.trader.while_down(life.sim)  # changes made while the engine is down
             boot(soak, life)
         else:
             life.sim.advance(now)
@@ -361,10 +394,12 @@ def drive(soak, life, times, crash_at, positions, volatility, check_every, progr
             raise EngineDead(f"at {now}: {life.engine.failed}")
         if step % check_every == 0 or step in crash_at:
             soak.parked = {pid.rsplit("-", 2)[0] for pid in life.engine.status()["parked"]}
+            soak.trader.parked = soak.parked
             soak.inv.check_stops(life.engine.positions(), now)
             soak.inv.check_fills(life.sim)
-        soak.inv.check_exchange(life.sim, now)
-        held = len(life.sim.list_positions())
+        soak.inv.check_exchange(life.sim, now, calls + life.front.take_calls())
+        soak.trader.step(life.sim)
+        held = soak.in_scope(life.sim)
         if cal.is_regular_hours(now) and held < positions:
             soak.open_positions(life.sim, min(positions - held, 5), volatility)
         if progress is not None and step % 100 == 0:
@@ -388,7 +423,7 @@ def finish(soak: _Soak, life: _Life, step_s: float, clean_s: float) -> _Life:
         life.sim.advance(now)
         life.engine.step(now)
         soak.last = now
-        soak.inv.check_exchange(life.sim, now)
+        soak.inv.check_exchange(life.sim, now, life.front.take_calls())
     soak.inv.check_stops(life.engine.positions(), now)
     soak.inv.check_fills(life.sim)
     live = {r.client_order_id: r for r, _ in life.sim.open_orders()}

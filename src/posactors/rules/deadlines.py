@@ -53,6 +53,8 @@ def next_deadline(
     waiting = state.deferred is not None or (state.approval is not None and state.approval.approved)
     if waiting and not calendar.is_regular_hours(now):
         due.append(calendar.next_open(now))
+    elif waiting and state.deferred is not None and not state.deferred.is_full:
+        due.append(calendar.close_at(calendar.session_of(now)))  # its room goes back then
     if state.breaker.open_until is not None:  # whatever it held back (an exit, a broker stop)
         due.append(state.breaker.open_until)
     pending = state.pending

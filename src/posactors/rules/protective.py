@@ -64,21 +64,24 @@ def protective_level(state: PositionState, policy: ExitPolicy) -> Decimal | None
     return None if level is None else stop_price(state.side.exit_side, level)
 
 
-def reserved_qty(state: PositionState) -> Decimal:
+def reserved_qty(state: PositionState, tradable: bool = True) -> Decimal:
     """Shares a partial exit of ours holds or is about to hold (the tier in flight, or
-    one waiting for the stop to make room): the broker stop leaves them out."""
+    one waiting for the stop to make room): the broker stop leaves them out. One that
+    waits while the market is closed (not ``tradable``) holds nothing: the stop covers
+    its shares until it can go."""
     reserved = Decimal(0)
     pending = state.pending
     if pending is not None and not pending.intent.reason.is_full:
         reserved = pending.remaining
-    if state.deferred is not None and not state.deferred.is_full and state.deferred_qty:
+    deferred = state.deferred
+    if tradable and deferred is not None and not deferred.is_full and state.deferred_qty:
         reserved = max(reserved, state.deferred_qty)
     return reserved
 
 
-def stop_qty(state: PositionState) -> Decimal:
+def stop_qty(state: PositionState, tradable: bool = True) -> Decimal:
     """The broker stop's quantity: what we may sell, less what a partial exit holds."""
-    return max(state.sellable - reserved_qty(state), Decimal(0))
+    return max(state.sellable - reserved_qty(state, tradable), Decimal(0))
 
 
 def holds_the_stop(state: PositionState, policy: ExitPolicy) -> bool:
@@ -103,16 +106,17 @@ def stop_leaves_room(state: PositionState, qty: Decimal) -> bool:
 
 
 def protect(
-    state: PositionState, policy: ExitPolicy, now: datetime
+    state: PositionState, policy: ExitPolicy, now: datetime, tradable: bool = True
 ) -> tuple[PositionState, list[PlaceStop | ReplaceStop]]:
-    """Place, raise or resize the protective stop as the state now requires."""
+    """Place, raise or resize the protective stop as the state now requires
+    (``tradable``: the market is open for the position's exits, see :func:`reserved_qty`)."""
     if not wants_protective(policy) or not state.is_open or state.breaker.is_open(now):
         return state, []
     if state.pending is not None and state.pending.intent.reason.is_full:
         return state, []  # a full exit is in flight: the stop was cancelled for it
     # an exit waiting (for the open, or for this stop's cancel) keeps the position protected
     level = protective_level(state, policy)
-    qty = stop_qty(state)
+    qty = stop_qty(state, tradable)
     if level is None or qty <= 0:
         return state, []
     p = state.protective

@@ -32,7 +32,7 @@ from posactors.runtime.messages import (
     SendExit,
 )
 from posactors.runtime.position import journal_entry
-from posactors.state import PositionState, apply_order_update
+from posactors.state import PositionState, apply_order_update, observe_account
 
 MAX_ATTEMPTS = 5
 
@@ -84,12 +84,17 @@ class Parking:
         if not wait.kinds:
             self._protect(state)
 
-    def on_update(self, update: OrderUpdate) -> None:
-        """An update of a parked position's order: journal it; once all are known, protect."""
+    def on_update(self, update: OrderUpdate, position_qty=None, foreign_held=None) -> None:
+        """An update of a parked position's order: journal it; once all are known, protect.
+        A stop refused for quantity comes with the account as listed then (what the
+        broker holds, what others' orders hold): the next stop is for that."""
         self.ctx.tell(self.ctx.store, JournalStatus(update))
         coid = update.client_order_id
         if coid in self.placed and update.status.is_terminal:
             state, _fill = apply_order_update(self.placed.pop(coid), update)
+            if position_qty is not None:
+                held = state.foreign_held if foreign_held is None else foreign_held
+                state = observe_account(state, position_qty, held)
             if state.is_open and state.protective is None:  # refused, or ended unfilled
                 self._protect(state)
             return

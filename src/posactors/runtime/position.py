@@ -245,6 +245,13 @@ class PositionActor(TrackedActor):
         if price is not None:
             self.state = replace(self.state, last_price=price)
 
+    def _tradable(self, now: datetime) -> bool:
+        """The market is open for this position's exits (as the core's decide() says)."""
+        calendar = self.ctx.calendar
+        if calendar.is_regular_hours(now):
+            return True
+        return self.policy.extended_hours and calendar.is_extended_hours(now)
+
     # --- what the core decided
     def _apply(
         self,
@@ -254,7 +261,7 @@ class PositionActor(TrackedActor):
         ops: list[tuple[str, str, Any]] | None = None,
         force: bool = False,
     ) -> None:
-        self.state, protective = protect(evaluation.state, self.policy, now)
+        self.state, protective = protect(evaluation.state, self.policy, now, self._tradable(now))
         ops = [] if ops is None else ops
         then: list[tuple[Any, Any]] = []
         pid, symbol = self.state.position_id, self.state.symbol
@@ -434,7 +441,9 @@ class PositionActor(TrackedActor):
         if not self.state.is_open:
             self._close(ops, now)
             return
-        if update.status.is_terminal:  # a follow-up (after a cancel) may go at once
+        # a follow-up (after a cancel) may go at once; so may what waited for the stop's
+        # answer (its resize, an exit waiting for the room)
+        if update.status.is_terminal or name == "protective":
             self._apply(on_clock(self.state, self.policy, now, self.ctx.calendar), now, ops=ops)
             return
         self._persist(ops, [], now)

@@ -61,7 +61,7 @@ from posactors.runtime.position import PositionActor
 from posactors.runtime.quote_slot import QuoteSlot
 from posactors.runtime.quotes import Subscribe, Unsubscribe
 from posactors.runtime.tracker import TrackedActor
-from posactors.state import PositionState, observe_account, open_position
+from posactors.state import PositionState, evolve, observe_account, open_position
 from posactors.store import StateStore
 
 RESTART_BUDGET = 3
@@ -110,11 +110,13 @@ class Supervisor(TrackedActor):
         self.handed_in: list[Position] = []  # Track()ed before that listing
         self.peak_equity: Decimal | None = None
         self.kill_switch: dict | None = None
+        self.closed_ids: set[str] = set()  # positions closed (history): never an id again
 
     def on_start(self) -> None:
         self.parking = Parking(self.ctx, self.actor_ref)
         try:
             self.snapshots: dict[str, PositionState] | None = self.store.snapshots()
+            self.closed_ids = {str(h.get("position_id")) for h in self.store.history()}
         except Exception as exc:  # pykka calls no on_failure for on_start: say it here
             self.ctx.core_failed("Supervisor", exc)
             raise
@@ -212,7 +214,7 @@ class Supervisor(TrackedActor):
         elif isinstance(message, PositionClosed):
             self._retire(message.state)
         elif isinstance(message, OrderEvent):  # a parked position's orders
-            self.parking.on_update(message.update)
+            self.parking.on_update(message.update, message.position_qty, message.foreign_held)
         elif message == "actors":
             return dict(self.actors)
         elif message == "status":
@@ -336,10 +338,11 @@ class Supervisor(TrackedActor):
                 self.handed_in.append(position)
                 return
             state = observe_account(open_position(position), position.qty, foreign or Decimal(0))
+            state = self._fresh_id(state)
             self._spawn(state)
             self.ctx.log.event(
                 "position_new",
-                position=position.position_id,
+                position=state.position_id,
                 symbol=position.symbol,
                 qty=position.qty,
             )
@@ -351,6 +354,16 @@ class Supervisor(TrackedActor):
             same_side = state is None or state.side is position.side
             qty = position.qty if same_side else Decimal(0)  # the other side: ours is gone
             self.ctx.tell(self.actors[pid], AdoptQuantity(qty, foreign if same_side else None))
+
+    def _fresh_id(self, state: PositionState) -> PositionState:
+        """A position listed again after posactors closed it (shares it did not know of
+        were left: Alpaca's opening time, hence the id, is unchanged) is a new one: a new
+        id, so that none of the closed position's client order ids is used again."""
+        pid, n = state.position_id, 1
+        while pid in self.closed_ids:
+            n += 1
+            pid = f"{state.position_id}.{n}"
+        return state if n == 1 else evolve(state, position_id=pid)
 
     def _check_approvals(self) -> None:
         for approval_id, request in self.store.approval_requests().items():
@@ -427,6 +440,7 @@ class Supervisor(TrackedActor):
 
     def _retire(self, state: PositionState) -> None:
         pid = state.position_id
+        self.closed_ids.add(pid)
         ref = self.actors.pop(pid, None)
         self.symbols.pop(state.symbol, None)
         self.states.pop(pid, None)

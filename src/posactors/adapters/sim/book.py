@@ -112,24 +112,42 @@ class SimBook:
             return list(self.open.values())
         return sorted(self._open_by_symbol.get(symbol, {}).values(), key=_seq)
 
+    def holding(
+        self, symbol: str, side: OrderSide, exclude: SimOrder | None = None
+    ) -> tuple[Decimal, Decimal]:
+        """What an order on ``side`` could close (the position, if it is on the other
+        side) and what working orders on that side hold of it (``exclude``, an order
+        being replaced, holds nothing)."""
+        position = self.positions.get(symbol)
+        held = position.qty if position is not None and position.side.exit_side is side else ZERO
+        others = sum(
+            (
+                o.remaining
+                for o in self._open_by_symbol.get(symbol, {}).values()
+                if o.request.side is side and o is not exclude
+            ),
+            ZERO,
+        )
+        return held, others
+
     def check_available(
         self, symbol: str, side: OrderSide, qty: Decimal, exclude: SimOrder | None = None
     ) -> None:
         """InsufficientQty unless ``qty`` fits in the position minus what working orders
         on the same side hold (``exclude``, an order being replaced, holds nothing)."""
-        position = self.positions.get(symbol)
-        held = position.qty if position is not None and position.side.exit_side is side else ZERO
-        for order in self._open_by_symbol.get(symbol, {}).values():
-            if order.request.side is side and order is not exclude:
-                held -= order.remaining
-        if qty > held:
+        held, others = self.holding(symbol, side, exclude)
+        if qty > held - others:
             raise InsufficientQty(
-                f"insufficient qty available for order (requested: {qty}, available: {held})"
+                "insufficient qty available for order "
+                f"(requested: {qty}, available: {held - others})"
             )
 
-    def create(self, request: OrderRequest, now: datetime, replaces: str | None) -> SimOrder:
-        """A new order: NEW and working, or REJECTED if the ``reject`` fault strikes.
-        Checks (duplicate id, validity, holds) are the caller's, before this."""
+    def create(
+        self, request: OrderRequest, now: datetime, replaces: str | None, faults: bool = True
+    ) -> SimOrder:
+        """A new order: NEW and working, or REJECTED if the ``reject`` fault strikes
+        (never with ``faults`` False). Checks (duplicate id, validity, holds) are the
+        caller's, before this."""
         self.counter += 1
         order = SimOrder(
             request=request,
@@ -143,7 +161,7 @@ class SimBook:
             replaces=replaces,
         )
         self.orders[request.client_order_id] = order
-        if self.dice.roll("reject", request.client_order_id):
+        if faults and self.dice.roll("reject", request.client_order_id):
             order.status, order.reason = OrderStatus.REJECTED, "simulated reject: price increment"
             self._emit(order, now)
             return order
@@ -215,6 +233,11 @@ class SimBook:
         else:
             order.status = OrderStatus.PARTIALLY_FILLED
         self._emit(order, now)
+
+    def fill_now(self, order: SimOrder, price: Decimal, now: datetime) -> None:
+        """Fill a working order wholly at ``price`` now, whatever the hour (a trade
+        made elsewhere)."""
+        self._fill(order, order.remaining, price, now)
 
     def finish(
         self, order: SimOrder, status: OrderStatus, now: datetime, reason: str | None = None

@@ -76,6 +76,8 @@ class SimExchange:
         self._subscribers: list[Callable[[OrderUpdate], None]] = []
         self._outbox: list[OrderUpdate] = []
         self._tick = 0  # advances so far in this process: a partial fill's rest waits one
+        self.on_attempt: Callable[[dict[str, Any]], None] | None = None  # see _attempt
+        self.refused_qty = 0  # orders refused with InsufficientQty (40310000), this process
         self._closed = False
         self._store = SimStore(Path(state_dir) / "sim") if state_dir is not None else None
         data = self._store.load() if self._store is not None else {"meta": None}
@@ -199,6 +201,29 @@ class SimExchange:
             self._book.open_position(symbol, side, qty, entry_price, opened_at)
             self._commit()
 
+    def sell_elsewhere(self, symbol: str, qty: Decimal, client_order_id: str) -> OrderUpdate:
+        """A trade made outside the engine (the broker's app): a market order
+        ``client_order_id`` that closes ``qty`` of the position at once at the current
+        price, whatever the hour. InsufficientQty if working orders hold the shares
+        (cancel them first, as at Alpaca); ValueError for an unknown symbol."""
+        with self._lock:
+            self._check_open()
+            position = self._book.positions.get(symbol)
+            price = self._price(symbol)
+            if position is None or price is None:
+                raise ValueError(f"{symbol}: no position or no price")
+            request = OrderRequest(
+                symbol, position.side.exit_side, qty, OrderType.MARKET, "day", client_order_id
+            )
+            validate(request)
+            self._check_holds(request, "elsewhere", None)
+            order = self._book.create(request, self._now, None, faults=False)
+            self._book.fill_now(order, price, self._now)
+            self._commit()
+            update = order.update()
+        self._deliver()
+        return update
+
     def list_positions(self) -> list[Position]:
         """Open positions (qty > 0), by symbol."""
         with self._lock:
@@ -222,7 +247,7 @@ class SimExchange:
             if cid in self._book.orders:
                 raise DuplicateOrder(f"client_order_id must be unique: {cid}")
             validate(request)
-            self._book.check_available(request.symbol, request.side, request.qty)
+            self._check_holds(request, "submit", None)
             order = self._place(request, replaces=None)
             update = order.update()
             lost = self._dice.roll("submit_timeout", cid)
@@ -286,7 +311,7 @@ class SimExchange:
                 stop_price=old.request.stop_price if stop_price is None else stop_price,
             )
             validate(request)
-            self._book.check_available(request.symbol, request.side, request.qty, exclude=old)
+            self._check_holds(request, "replace", old)
             old.replaced_by = new_client_order_id
             reason = f"replaced by {new_client_order_id}"
             self._book.finish(old, OrderStatus.REPLACED, self._now, reason=reason)
@@ -323,6 +348,12 @@ class SimExchange:
         with self._lock:
             return self._book.order_log()
 
+    def order_symbol(self, client_order_id: str) -> str | None:
+        """The symbol of an order the exchange created (None: it has no such order)."""
+        with self._lock:
+            order = self._book.orders.get(client_order_id)
+            return None if order is None else order.request.symbol
+
     def duplicate_exits(self) -> int:
         """Exit orders sent twice, as seen from the exchange. The sum of:
 
@@ -348,6 +379,35 @@ class SimExchange:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("the simulated exchange is closed")
+
+    def _check_holds(self, request: OrderRequest, op: str, old: Any) -> None:
+        """Alpaca's 40310000: InsufficientQty unless the order fits in the position less
+        what the other working orders on its side hold. ``on_attempt`` (if set) is told
+        every attempt, under the lock: ``op``, the order's id (and the one it replaces,
+        with what was left of it), symbol, side and qty, what
+        the position held for it and the other working orders held at that instant, and
+        whether it was ``accepted`` (that is, passed this check) or ``refused``."""
+        held, others = self._book.holding(request.symbol, request.side, old)
+        fits = request.qty <= held - others
+        if self.on_attempt is not None:
+            self.on_attempt(
+                {
+                    "op": op,
+                    "client_order_id": request.client_order_id,
+                    "replaces": None if old is None else old.client_order_id,
+                    "old_qty": None if old is None else old.remaining,
+                    "symbol": request.symbol,
+                    "side": request.side,
+                    "qty": request.qty,
+                    "held": held,
+                    "others": others,
+                    "outcome": "accepted" if fits else "refused",
+                    "now": self._now,
+                }
+            )
+        if not fits:
+            self.refused_qty += 1
+            self._book.check_available(request.symbol, request.side, request.qty, exclude=old)
 
     def _place(self, request: OrderRequest, replaces: str | None) -> SimOrder:
         """Create a checked order, fill it at once if it may, and store it."""

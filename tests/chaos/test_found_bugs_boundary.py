@@ -1,0 +1,199 @@
+"""What the soak found at the account boundary (issue 12): positions changed elsewhere.
+
+Each test is a minimal reproduction of a violation the CI soak reported once the
+trader of :mod:`chaos.elsewhere` acted beside the engine; each failed before its fix.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from chaos.test_found_bugs import Pushing, config_of
+from conftest import ny
+from posactors.adapters.sim import SimExchange, SimFaults
+from posactors.calendar import xnys
+from posactors.model import RateLimited, Side, UnknownOutcome, is_own_stop
+from posactors.runtime.clock import VirtualClock
+from posactors.runtime.engine import Engine
+from posactors.runtime.position import PositionActor
+from test_runtime import account, make_engine, run
+
+BROKER_STOP = {"pct": 8, "on_broker": True, "time_in_force": "gtc"}
+
+
+def test_shares_left_after_the_engine_closed_a_position_get_a_stop_of_their_own(tmp_path):
+    """Shares added elsewhere are adopted only once two reconciles agree. Before that the
+    broker stop (for the 100 shares the engine knew) filled: the engine closed the
+    position, yet the broker still held the 50 added. The next reconcile found them, as a
+    position with the same id (Alpaca's opening time is the order that opened it, and it
+    never went to zero), so its new actor reused the closed position's client order ids:
+    ``ps-1`` was "already sent", its lookup said filled, the engine closed it again, and
+    so on every minute: the 50 shares never had a stop (the soak's Z01090, Z00647)."""
+    sim = account(tmp_path, 1)
+    engine = make_engine(tmp_path, sim, config_of({"stop_loss": BROKER_STOP}))
+    engine.start()
+    try:
+        run(engine, sim, 3)
+        sim.open_position("S000", Side.LONG, Decimal(50), Decimal(100), sim.now)  # elsewhere
+        run(engine, sim, 240, {1: {"S000": "91"}, 3: {"S000": "100"}})
+    finally:
+        engine.stop()
+    assert next(o["filled_qty"] for o in sim.order_log()) == "100"  # the first stop filled
+    [(stop, _)] = sim.open_orders()
+    [position] = sim.list_positions()
+    assert position.qty == 50 and is_own_stop(stop.client_order_id) and stop.qty == 50
+    used = [o["client_order_id"] for o in sim.order_log()]
+    assert len(used) == len(set(used))
+
+
+class SlowReplace(Pushing):
+    """Replaces are answered 429 until the close: the rate limit of a busy last minute."""
+
+    def replace_order(self, *args, **kwargs):
+        if self.sim.now < ny(2024, 3, 11, 16, 0):
+            raise RateLimited("simulated 429", retry_after_s=1.0)
+        return self.sim.replace_order(*args, **kwargs)
+
+
+def test_a_tier_that_missed_the_close_gives_its_shares_back_to_the_stop(tmp_path):
+    """A tier fired in the session's last second: the broker stop was reduced to leave
+    room for it (late: 429s), then the market closed before the tier could go. The tier
+    waits for the open, and its shares were kept out of the stop all night: none held them
+    (the soak's Z01102, Z01004: 30% of positions without a stop from 16:00 to the
+    open). Overnight the stop covers the whole position; it is reduced again at the open,
+    just before the tier goes."""
+    sim = SimExchange(
+        seed=1, faults=SimFaults(), start=ny(2024, 3, 11, 15, 59, 30), state_dir=tmp_path,
+        calendar=xnys(),
+    )  # fmt: skip
+    sim.add_symbol("S000", Decimal(100), volatility=0.0)
+    sim.open_position("S000", Side.LONG, Decimal(100), Decimal(100), sim.now)
+    tier = {"name": "t1", "sell_pct": 30, "gain_pct": {"min": 1}, "order_type": "limit",
+            "limit_offset_pct": 0}  # fmt: skip
+    cfg = config_of({"stop_loss": BROKER_STOP, "tiers": [tier]})
+    clock = VirtualClock(sim.now)
+    engine = Engine(cfg, SlowReplace(sim), sim, state_dir=tmp_path, clock=clock, calendar=xnys())
+    engine.start()
+    try:
+        run(engine, sim, 120, {29: {"S000": "102"}})  # 15:59:59: the tier fires
+    finally:
+        engine.stop()
+    assert sim.now > ny(2024, 3, 11, 16, 1)
+    [(stop, _)] = sim.open_orders()
+    assert is_own_stop(stop.client_order_id) and stop.qty == 100
+
+
+class HeldStopAnswers(Pushing):
+    """While ``hold``: a replace of a stop happens but answers 5xx, its lookups fail and
+    the stops' updates are missed (a silence of the stream); :meth:`release` delivers
+    each missed order's latest state, in order, as the adapter's catch-up poll does."""
+
+    hold = False
+
+    def __init__(self, sim) -> None:
+        super().__init__(sim)
+        self.missed: dict[str, object] = {}
+        self.callbacks: list = []
+
+    def subscribe(self, callback) -> None:
+        self.callbacks.append(callback)
+        self.sim.subscribe(self._on_update)
+
+    def _on_update(self, update) -> None:
+        if self._held(update.client_order_id):
+            self.missed[update.client_order_id] = update
+            return
+        for callback in self.callbacks:
+            callback(update)
+
+    def release(self) -> None:
+        self.hold = False
+        missed, self.missed = list(self.missed.values()), {}
+        for update in missed:
+            for callback in self.callbacks:
+                callback(update)
+
+    def _held(self, client_order_id: str) -> bool:
+        return self.hold and "-ps-" in client_order_id
+
+    def replace_order(self, client_order_id, new_client_order_id, **changes):
+        update = self.sim.replace_order(client_order_id, new_client_order_id, **changes)
+        if self._held(new_client_order_id):
+            raise UnknownOutcome("simulated 5xx after replacing")
+        return update
+
+    def get_order_by_client_id(self, client_order_id):
+        if self._held(client_order_id):
+            raise UnknownOutcome("simulated 5xx on lookup")
+        return self.sim.get_order_by_client_id(client_order_id)
+
+
+def test_a_stop_resize_held_back_by_a_replace_in_flight_is_made_when_that_replace_is_known(
+    tmp_path,
+):
+    """The tier's order ended (here cancelled in the broker's app) while a raise of the
+    broker stop was in flight, its answer lost: protect() waits for that answer before
+    changing the stop again. The answers came: the old stop's end (protect() still waits
+    for the replacement's), then the replacement live; but an update that does not end
+    an order only saved the state: nothing looked at the stop again until a quote left
+    the position's bands, so the tier's 30 shares stayed without a stop (the soak's
+    Z00729: 20 minutes). Nor did the tier, fired again meanwhile, go once the stop had
+    room for it."""
+    sim = account(tmp_path, 1, faults=SimFaults(fill_latency_s=3600))  # nothing fills
+    broker = HeldStopAnswers(sim)
+    tier = {"name": "t1", "sell_pct": 30, "gain_pct": {"min": 1}, "order_type": "limit",
+            "limit_offset_pct": 0}  # fmt: skip
+    stairs = {"steps": [{"at_gain_pct": 3, "lock_pct": 0.5}]}
+    cfg = config_of({"stop_loss": BROKER_STOP, "tiers": [tier], "staircase": stairs})
+    engine = make_engine(tmp_path, broker, cfg)
+    engine.start()
+    try:
+        run(engine, sim, 3, {2: {"S000": "102"}})  # the tier: stop reduced to 70, tier sent
+        [tier_order] = [r for r, _ in sim.open_orders() if "-ti-" in r.client_order_id]
+        broker.hold = True
+        run(engine, sim, 2, {1: {"S000": "104"}})  # the staircase raises the stop: held
+        sim.cancel_order(tier_order.client_order_id)  # the trader cancels the tier
+        run(engine, sim, 2, {1: {"S000": "100.8"}})  # below the tier's gain: it stays put
+        broker.release()  # the answers come back: the old stop replaced, the raise live
+        run(engine, sim, 180)  # a quiet market
+    finally:
+        engine.stop()
+    live = [r for r, _ in sim.open_orders()]  # the stop for all, or for 70 beside the tier
+    assert sum(r.qty for r in live) == 100 and sum(is_own_stop(r.client_order_id) for r in live)
+
+
+class Poisoned(PositionActor):
+    """Raises on every message once ``poisoned`` (so it is parked after its restarts)."""
+
+    poisoned = False
+
+    def handle(self, message):
+        if type(self).poisoned and not isinstance(message, str):
+            raise RuntimeError("poisoned")
+        return super().handle(message)
+
+
+def test_a_parked_position_sold_in_part_elsewhere_gets_a_stop_for_what_is_left(tmp_path):
+    """A parked position keeps its broker stop. The trader cancelled that stop and sold 20
+    of the 100 shares: the parking placed a stop for the 100 of its snapshot, the
+    boundary refused it (only 80 held), and it placed the same 100 again until it gave
+    up: the 80 shares had no stop at all (the soak's Z00918, all afternoon). The refusal
+    says what the broker holds; the next stop is for that."""
+    sim = account(tmp_path, 1)
+    engine = make_engine(tmp_path, sim, config_of({"stop_loss": BROKER_STOP}), Poisoned)
+    wiggle = {i: {"S000": "100.5" if i % 2 else "100"} for i in range(1, 30)}
+    engine.start()
+    try:
+        run(engine, sim, 3)
+        Poisoned.poisoned = True
+        run(engine, sim, 20, wiggle)
+        assert [p.split("-")[0] for p in engine.status()["parked"]] == ["S000"]
+        [(stop, _)] = sim.open_orders()
+        sim.cancel_order(stop.client_order_id)  # the trader, in the broker's app
+        sim.sell_elsewhere("S000", Decimal(20), "tr-1")
+        run(engine, sim, 30, wiggle)
+    finally:
+        Poisoned.poisoned = False
+        engine.stop()
+    [(stop, _)] = sim.open_orders()
+    assert is_own_stop(stop.client_order_id) and stop.qty == 80
