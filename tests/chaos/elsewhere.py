@@ -138,6 +138,14 @@ class Trader:
     def _cancel_foreign(self, sim, position) -> None:
         self._cancel(sim, position.symbol, lambda cid: not is_ours(cid))
 
+    def stand_down(self, sim) -> None:
+        """The calm: the trader's own working orders are withdrawn, so that nothing of
+        theirs fills while the end checks wait for the engine to agree with the exchange."""
+        for request, _ in sim.open_orders():
+            if not is_ours(request.client_order_id):
+                self.inv.changed_elsewhere(request.symbol)
+                sim.cancel_order(request.client_order_id)
+
     # --- helpers
     def _free(self, sim, position) -> Decimal:
         orders = sim.open_orders(position.symbol)

@@ -409,8 +409,10 @@ def drive(soak, life, times, crash_at, positions, volatility, check_every, progr
 
 
 def finish(soak: _Soak, life: _Life, step_s: float, clean_s: float) -> _Life:
-    """Faults off, a clean restart, ``clean_s`` of calm, then the end-state checks."""
+    """Faults off, the trader's orders withdrawn, a clean restart, ``clean_s`` of calm, then
+    the end-state checks."""
     life.front.calm()
+    soak.trader.stand_down(life.sim)
     life.engine.stop()
     soak.retire(life)
     life.sim.close()
