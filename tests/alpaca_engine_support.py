@@ -55,7 +55,8 @@ def stop(engine: Engine) -> None:
             close()
 
 
-def wait_for(check: Callable[[], object], timeout: float = 20.0) -> object:
+def wait_for(check: Callable[[], object], timeout: float = 30.0) -> object:
+    """``check()`` once it is truthy; AssertionError after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()

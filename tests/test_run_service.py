@@ -7,13 +7,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from alpaca_engine_support import wait_for
 from alpaca_server import AlpacaServer
 from posactors.store import StateStore
 
@@ -59,16 +60,6 @@ def start(
     return subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "log.jsonl", "ab")
     )
-
-
-def wait_for(check: Callable[[], object], timeout: float = 30.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting")
 
 
 def orders(server: AlpacaServer, symbol: str) -> list[dict]:

@@ -77,20 +77,12 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "engine: {max_drawdown_pct: 15}",
     ),
     "Config.state": ("Where the state (an LMDB database) is kept.", "state: {path: ./state}"),
-    # scope (being added by the lead; used once the keys exist)
+    # scope
     "Scope.symbols": (
         "Glob patterns of the symbols managed (`*` = all).",
         'symbols: ["A*", "MSFT"]',
     ),
     "Scope.exclude": ("Glob patterns left alone even if `symbols` matches.", 'exclude: ["GME"]'),
-    "ScopeSettings.symbols": (
-        "Glob patterns of the symbols managed (`*` = all).",
-        'symbols: ["A*", "MSFT"]',
-    ),
-    "ScopeSettings.exclude": (
-        "Glob patterns left alone even if `symbols` matches.",
-        'exclude: ["GME"]',
-    ),
     # the exit policy
     "ExitPolicy.trigger": (
         "Which price the rules compare: the last trade, the bid, the ask or the midpoint.",
