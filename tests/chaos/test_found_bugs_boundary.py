@@ -197,3 +197,32 @@ def test_a_parked_position_sold_in_part_elsewhere_gets_a_stop_for_what_is_left(t
         engine.stop()
     [(stop, _)] = sim.open_orders()
     assert is_own_stop(stop.client_order_id) and stop.qty == 80
+
+
+def test_shares_added_elsewhere_while_a_tier_works_get_the_stop(tmp_path):
+    """A limit tier worked unfilled at the broker (resubmitted only after ten minutes)
+    when the trader bought 50 more. Adoption waited for two listings with no exit of
+    ours in flight, so while the tier worked the 50 added shares were never adopted and
+    the stop stayed at 50 beside the tier's 50: 50 of 150 shares unprotected for as long
+    as the tier worked (the week soak's Z05317: 1,050 s). Our exits only ever lower the
+    broker's count, so a rise seen on two listings is someone else's doing even with an
+    exit in flight: the exit is looked up first, and the rise adopted."""
+    sim = account(tmp_path, 1, faults=SimFaults(fill_latency_s=3))
+    tier = {"name": "t1", "sell_pct": 50, "gain_pct": {"min": 5}, "order_type": "limit",
+            "limit_offset_pct": 0}  # fmt: skip
+    exits = {"stop_loss": BROKER_STOP, "tiers": [tier],
+             "partial_fills": {"resubmit_after_s": 600}}  # fmt: skip
+    cfg = config_of(exits, engine={"reconcile_interval_s": 10})
+    engine = make_engine(tmp_path, sim, cfg)
+    engine.start()
+    try:
+        run(engine, sim, 3, {1: {"S000": "106"}, 2: {"S000": "105.5"}})  # the tier: 50 @ 106
+        [tier_order] = [r for r, _ in sim.open_orders() if "-ti-" in r.client_order_id]
+        sim.open_position("S000", Side.LONG, Decimal(50), Decimal(105), sim.now)  # elsewhere
+        run(engine, sim, 60)
+        live = {r.client_order_id: r for r, _ in sim.open_orders()}
+    finally:
+        engine.stop()
+    assert tier_order.client_order_id in live  # the tier still works, unfilled
+    [stop] = [r for r in live.values() if is_own_stop(r.client_order_id)]
+    assert stop.qty == 100  # 150 held, 50 of them in the tier

@@ -143,7 +143,8 @@ class PositionActor(TrackedActor):
         self._bars_kept = tier_bars_needed(policy)
         self._stale_after = float(ctx.config.market_data.stale_after_s)
         self._cycle = 0  # the fan-out cycle of the quote being evaluated, for the logs
-        self._adopt_seen: Decimal | None = None  # a broker quantity seen once, not yet adopted
+        # a broker quantity seen once, not yet adopted (with our exit's fills as they stood)
+        self._adopt_seen: tuple[Decimal, Decimal | None] | None = None
         # with a broker-held stop, any exit of ours goes with that stop cancelled for it
         self._unprotected_while_sent = wants_protective(policy)
 
@@ -506,7 +507,9 @@ class PositionActor(TrackedActor):
 
         Our own fills may still be on their way (a broker-held stop that fired, an
         update behind this message): only a difference seen on two reconciles in a
-        row, with no exit of ours in flight, is someone else's doing. Until then
+        row, with no exit of ours in flight, is someone else's doing; so is a rise
+        seen twice with our exit's fills unchanged between (its order looked up at
+        the first sighting), since our exits only ever lower the count. Until then
         the listed quantity and others' orders already bound what we send
         (:attr:`PositionState.sellable`), and the broker stop is resized to them.
         """
@@ -522,15 +525,19 @@ class PositionActor(TrackedActor):
             )
             self.state = bounded
             self._apply(Evaluation(self.state), now)
-        if self.state.pending is not None or qty == self.state.qty:
+        pending = self.state.pending
+        # our exits only ever lower the broker's count: a rise is someone else's doing even
+        # with an exit of ours in flight (shares bought while a tier works)
+        if qty == self.state.qty or (pending is not None and qty < self.state.qty):
             self._adopt_seen = None
             return
-        if self._adopt_seen != qty:
-            self._adopt_seen = qty
-            # a broker-held stop may have filled unseen (stream down): look it up first, so
+        seen = (qty, None if pending is None else pending.filled_qty)
+        if self._adopt_seen != seen:
+            self._adopt_seen = seen
+            # an order of ours may have filled unseen (stream down): look it up first, so
             # its fill is recorded as the exit it was, not as a sale made elsewhere
-            for record in (self.state.protective, self.state.protective_prev):
-                if record is not None:
+            for record in (self.state.protective, self.state.protective_prev, pending):
+                if record is not None and (record is not pending or record.status is not None):
                     resolve = Resolve(record.intent, self.actor_ref, resend=False)
                     self.ctx.tell(self.ctx.broker, resolve)
             return
