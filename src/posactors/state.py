@@ -142,21 +142,29 @@ class PositionState:
 
 
 def _fast_replace(cls: type) -> Callable[..., Any]:
-    """``dataclasses.replace`` for one class, compiled once: same result, a few times faster.
+    """``dataclasses.replace`` for one frozen, slotted dataclass, compiled once: same result,
+    a few times faster.
 
     The evaluator builds a new state for every quote; the generic ``replace`` looks
-    the fields up each time, which was most of the cost of a quote.
+    the fields up each time, and the frozen ``__init__`` sets each field through
+    ``object.__setattr__``. This sets the slots directly on a new instance (the class
+    has no ``__post_init__``; every field is copied or changed, so no default is needed).
     """
     names = tuple(f.name for f in fields(cls))
-    args = ", ".join(f"c[{n!r}] if {n!r} in c else s.{n}" for n in names)
-    source = (
-        "def evolve(s, /, **c):\n"
-        "    if not c.keys() <= names:\n"
-        "        raise TypeError(f'unknown field(s): {sorted(c.keys() - names)}')\n"
-        f"    return cls({args})\n"
-    )
-    scope: dict[str, Any] = {"cls": cls, "names": frozenset(names)}
-    exec(source, scope)
+    if hasattr(cls, "__post_init__") or not hasattr(cls, "__slots__"):
+        raise TypeError(f"{cls.__name__}: a slotted dataclass without __post_init__ expected")
+    scope: dict[str, Any] = {"cls": cls, "names": frozenset(names), "new": object.__new__}
+    lines = [
+        "def evolve(s, /, **c):",
+        "    if not c.keys() <= names:",
+        "        raise TypeError(f'unknown field(s): {sorted(c.keys() - names)}')",
+        "    n = new(cls)",
+    ]
+    for i, name in enumerate(names):
+        scope[f"set{i}"] = getattr(cls, name).__set__  # the slot's descriptor
+        lines.append(f"    set{i}(n, c[{name!r}] if {name!r} in c else s.{name})")
+    lines.append("    return n")
+    exec("\n".join(lines) + "\n", scope)
     return scope["evolve"]
 
 
