@@ -81,6 +81,13 @@ class Price(Decimal):
         ("tiers_done", frozenset({"b", "a"})),
         ("attempts", {"stop_loss": 2}),
         ("volumes", [Decimal(1), 2]),
+        ("volumes", []),  # empty containers of every kind, and falsy values that are not
+        ("exits", frozenset()),
+        ("tier_attempts", ()),
+        ("attempts", {}),
+        ("tiers_done", Decimal(0)),
+        ("exits", ""),
+        ("volumes", None),
         ("last_quote_at", datetime(2024, 3, 11, 15, tzinfo=UTC)),
     ],
 )

@@ -161,7 +161,8 @@ def _compiled_encoder(cls: type) -> Callable[[Any], dict[str, Any]]:
     A field holding the type its hint names is encoded inline; any other value goes
     through :func:`_encode_plain`, so the dict is the same whatever the values.
     """
-    scope: dict[str, Any] = {"P": _encode_plain}
+    scope: dict[str, Any] = {"P": _encode_plain, "LISTED": (tuple, list, frozenset, set)}
+    empty = "[] if x.__class__ in LISTED else {} if x.__class__ is dict else P(x)"
     lines, names = [], []
     hints = get_type_hints(cls)
     for i, name in enumerate(_field_names(cls)):
@@ -182,7 +183,9 @@ def _compiled_encoder(cls: type) -> Callable[[Any], dict[str, Any]]:
             scope[f"E{i}"] = _compiled_encoder(kind)
             fast = f"E{i}(x)"
         scope[f"T{i}"] = kind
-        value = "P(x)" if kind is None else f"({fast}) if x.__class__ is T{i} else P(x)"
+        value = f"P(x) if x else ({empty})"  # a container: empty ones are common
+        if kind is not None:
+            value = f"({fast}) if x.__class__ is T{i} else P(x)"
         if kind is not None and len(kinds) < len(args):
             value = f"None if x is None else ({value})"
         lines.append(f"    x = v.{name}\n    a{i} = {value}\n")
