@@ -8,8 +8,10 @@ that before and after are measured in the same run.
 - ``evolve``: a new :class:`PositionState` through the dataclass ``__init__`` (each
   field set by ``object.__setattr__``), not by setting the slots directly;
 - ``_observe`` (the new best price and stop of a quote) through that ``evolve``, not
-  one compiled for its five fields;
+  one compiled for its five fields, and its stop from ``raise_stop`` calling each
+  rule's level function, not with their arithmetic written out;
 - a quote's problem and its trigger price looked up one after the other, not in one look;
+- ``decide`` sorting and looping over no hits at all, not returning at once;
 - ``Side.sign`` a property, not an attribute of each member;
 - the snapshot encoder: every field through the value-driven ``_encode_plain``,
   not one generated function per dataclass.
@@ -26,12 +28,13 @@ from decimal import Decimal
 from typing import Any
 
 from posactors import codec, state
-from posactors.model import Quote, Side
+from posactors.calendar import ExchangeCalendar
+from posactors.model import ONE, ExitKind, Quote, Side
 from posactors.policy import ExitPolicy
 from posactors.rules import evaluate
-from posactors.rules.levels import better, raise_stop
+from posactors.rules.levels import better, staircase_level, stop_loss_level, trailing_level
 from posactors.rules.quotes import _valid, trigger_price
-from posactors.state import PositionState
+from posactors.state import PendingApproval, PositionState
 
 
 def replace_by_init(cls: type) -> Callable[..., Any]:
@@ -85,6 +88,28 @@ def checked_price(
     return trigger_price(quote, trigger), None
 
 
+def raise_stop(
+    policy: ExitPolicy,
+    side: Side,
+    entry: Decimal,
+    hwm: Decimal | None,
+    stop: Decimal | None,
+    source: ExitKind | None,
+) -> tuple[Decimal | None, ExitKind | None]:
+    """The effective stop after ``hwm``, each candidate level from its own function."""
+    candidates = (
+        (stop_loss_level(policy, side, entry), ExitKind.STOP_LOSS),
+        (staircase_level(policy, side, entry, hwm), ExitKind.STAIRCASE),
+        (trailing_level(policy, side, entry, hwm), ExitKind.TRAILING),
+    )
+    for level, kind in candidates:
+        if level is None:
+            continue
+        if stop is None or side.sign * (level - stop) > 0:
+            stop, source = level, kind
+    return stop, source
+
+
 def observe(
     state: PositionState, policy: ExitPolicy, price: Decimal, quote_at: datetime | None
 ) -> PositionState:
@@ -102,6 +127,38 @@ def observe(
     )
 
 
+def decide(
+    state: PositionState,
+    policy: ExitPolicy,
+    price: Decimal | None,
+    now: datetime,
+    calendar: ExchangeCalendar,
+) -> evaluate.Evaluation:
+    """``decide`` as it was: no early return when nothing holds."""
+    if not state.is_open:
+        return evaluate.Evaluation(state)
+    hits = evaluate.triggered(state, policy, price, now, calendar)
+    actions: list[evaluate.Action] = []
+    if state.approval is not None and state.approval.approved:
+        hits.append((state.approval.reason, None))
+    if state.deferred is not None:
+        hits.append((state.deferred, state.deferred_qty))
+    hits.sort(key=lambda hit: hit[0].priority)  # stable: tiers keep their order
+    for reason, qty in hits:
+        tp = policy.take_profit
+        needs_person = (
+            reason.kind is ExitKind.TAKE_PROFIT and tp is not None and tp.require_approval
+        )
+        if needs_person and not (state.approval is not None and state.approval.approved):
+            if state.approval is None:
+                approval = PendingApproval(f"{state.position_id}:tp", reason, price or ONE, now)
+                state = reference_evolve(state, approval=approval)
+                actions.append(evaluate.AskApproval(approval))
+            continue  # the lower rules may still act while a person decides
+        return evaluate._act(state, policy, reason, qty, price, now, calendar, actions)
+    return evaluate.Evaluation(state, tuple(actions))
+
+
 def _sign(self: Side) -> int:
     return 1 if self is Side.LONG else -1
 
@@ -114,6 +171,7 @@ def reference_code() -> Iterator[None]:
         (codec, "_compiled_encoder", encoder_by_value),
         (evaluate, "checked_price", checked_price),
         (evaluate, "_observe", observe),
+        (evaluate, "decide", decide),
     ]
     for name, module in list(sys.modules.items()):
         if name.startswith("posactors") and getattr(module, "evolve", None) is fast_evolve:

@@ -18,10 +18,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import make_state, quote
+from floor_reference import raise_stop as reference_raise_stop
 from floor_reference import reference_code, reference_evolve, reference_state_to_dict
 from posactors.codec import CodecError, intent_to_dict, state_to_dict, to_dict
 from posactors.model import ExitKind, ExitReason, Side
 from posactors.rules import on_clock, on_quote
+from posactors.rules.levels import raise_stop
 from posactors.state import PositionState, evolve
 from test_codec import CAL, drive, events, rich_policy
 from test_rules_properties import policies, prices
@@ -137,3 +139,23 @@ def test_the_reference_is_really_swapped_in_and_back():
         assert evaluate.evolve is reference_evolve and state.evolve is reference_evolve
         assert codec._compiled_encoder is not fast_encoder
     assert evaluate.evolve is evolve and codec._compiled_encoder is fast_encoder
+
+
+levels = st.one_of(st.none(), st.decimals(min_value="50", max_value="150", places=4))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    policies(),
+    st.sampled_from([Side.LONG, Side.SHORT]),
+    st.decimals(min_value="60", max_value="140", places=2),
+    levels,
+    levels,
+    st.sampled_from([None, *ExitKind]),
+)
+def test_raise_stop_is_its_rules_levels(policy, side, entry, hwm, stop, source):
+    fast = raise_stop(policy, side, entry, hwm, stop, source)
+    assert fast == reference_raise_stop(policy, side, entry, hwm, stop, source)
+    assert [str(x) for x in fast] == [
+        str(x) for x in reference_raise_stop(policy, side, entry, hwm, stop, source)
+    ]  # the very same Decimal, digits and all

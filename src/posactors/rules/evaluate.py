@@ -228,6 +228,8 @@ def decide(
         hits.append((state.approval.reason, None))
     if state.deferred is not None:
         hits.append((state.deferred, state.deferred_qty))
+    if not hits:  # most quotes: nothing holds, nothing to choose
+        return Evaluation(state)
     hits.sort(key=lambda hit: hit[0].priority)  # stable: tiers keep their order
     for reason, qty in hits:
         tp = policy.take_profit
