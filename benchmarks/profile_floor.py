@@ -12,7 +12,8 @@ wake-up, the store's ``Persist``, the broker's ``SendExit``) goes to a sink; the
 event log is off. One position (100 shares long at $100, ``config/default.yaml``:
 stop -8%, trailing 5% once +10%), in an open session, four cases:
 
-- ``quiet``: best $105, a quote at $101 inside the band: the check alone, no wake;
+- ``quiet``: best $105, a quote at $101 inside the band: the check alone, no wake
+  (a batch of 1,000 such quotes for 1,000 positions, per quote, as a poll brings them);
 - ``new_high``: best $105, a quote at $105.01: woken, the best price moves, no stop
   does, nothing is saved (the fan-out benchmark's *leave* quote);
 - ``trail``: best $112 (trailing), a quote at $112.01: the trailing stop moves,
@@ -21,7 +22,7 @@ stop -8%, trailing 5% once +10%), in an open session, four cases:
   journal entry and the snapshot are encoded.
 
 Every sample starts from the same state and is timed alone (``perf_counter`` around
-one quote, its own overhead subtracted); each figure is the median of the samples.
+one batch, its own overhead subtracted); each figure is the median of the samples.
 The baseline is the same path with the code as it was before issue 14 lowered it
 (``tests/floor_reference.py``, swapped in for the baseline's samples), in the same run;
 ``ratio`` is before / after. A cProfile of each case says what dominates.
@@ -39,7 +40,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from common import START, TESTS, bench_config, figure, median, positions
+from common import START, TESTS, bench_config, figure, median, positions, symbols
 
 from posactors.calendar import xnys
 from posactors.log import EventLog
@@ -59,6 +60,7 @@ sys.path.insert(0, str(TESTS))
 from floor_reference import reference_code
 
 CENT = Decimal("0.01")
+QUIET_BATCH = 1000  # a quote inside the band is checked in a batch of this many (as polled)
 # case: (the best price seen before, the quote's price, must the actor be woken?)
 CASES: dict[str, tuple[str, str, bool]] = {
     "quiet": ("105", "101", False),
@@ -85,9 +87,13 @@ def quote(symbol: str, price: Decimal, now: datetime) -> Quote:
 
 
 class QuotePath:
-    """One position's fan-out check and actor, built but never started."""
+    """One position's fan-out check and actor, built but never started; with ``others``,
+    as many more positions in the same state, their quotes in the same batch (a slot
+    each, no actor: for quotes that wake nobody)."""
 
-    def __init__(self, config: Config, before: PositionState, now: datetime) -> None:
+    def __init__(
+        self, config: Config, before: PositionState, now: datetime, others: int = 0
+    ) -> None:
         self.sink = Sink()
         calendar = xnys()
         ctx = RuntimeContext(
@@ -100,8 +106,19 @@ class QuotePath:
         self.fanout = QuoteFanOut(ctx, None)
         self.fanout.subscribers[before.symbol] = [(self.actor.actor_ref, self.slot)]
         self.before, self.now, self.band = before, now, quiet_band(before, policy)
+        self.slots = [self.slot]
+        for symbol in symbols(others + 1)[1:]:
+            slot = QuoteSlot(policy.trigger)
+            slot.finish(self.band)
+            self.fanout.subscribers[symbol] = [(self.sink, slot)]
+            self.slots.append(slot)
+        self.size = others + 1
         self.received = time.monotonic()
         self.reset()
+
+    def batch(self, price: Decimal) -> tuple[Quote, ...]:
+        """A quote at ``price`` for this position, and one for each of the others."""
+        return tuple(quote(s, price, self.now) for s in self.fanout.subscribers)
 
     def reset(self) -> None:
         """Back to the state before the quote: the actor's, its slot's, the fan-out's."""
@@ -109,14 +126,15 @@ class QuotePath:
         actor.state, actor.closed = self.before, False
         actor._saved, actor._saved_hwm = _material(self.before), (self.before.hwm, self.now)
         actor._timer, actor._timer_due = None, None
-        self.slot.take()
-        self.slot.finish(self.band)
+        for slot in self.slots:
+            slot.take()
+            slot.finish(self.band)
         self.fanout._last.clear()
         self.sink.sent.clear()
 
-    def one(self, q: Quote) -> None:
-        """The quote through the fan-out's check, and the actor if the check wakes it."""
-        self.fanout._deliver((q,), self.received)
+    def one(self, batch: tuple[Quote, ...]) -> None:
+        """The batch through the fan-out's check, and the actor if the check wakes it."""
+        self.fanout._deliver(batch, self.received)
         if self.sink.sent:
             self.actor.handle(QuoteReady())
 
@@ -128,7 +146,7 @@ def warm_state(config: Config, price: Decimal, now: datetime) -> PositionState:
     return on_quote(open_position(position), policy, warm, now, xnys(), 10.0).state
 
 
-def check_case(path: QuotePath, q: Quote, woken: bool) -> None:
+def check_case(path: QuotePath, q: tuple[Quote, ...], woken: bool) -> None:
     """The case does what it says (woken or not; an exit sends its Persist)."""
     path.reset()
     path.one(q)
@@ -141,8 +159,8 @@ def timer_overhead(n: int = 5000) -> float:
     return median(-(clock() - clock()) for _ in range(n))
 
 
-def sample(path: QuotePath, q: Quote, n: int, overhead: float) -> float:
-    """Median microseconds of one quote, each timed alone from the same state."""
+def sample(path: QuotePath, q: tuple[Quote, ...], n: int, overhead: float) -> float:
+    """Median microseconds of one quote, each batch timed alone from the same state."""
     clock, reset, one = time.perf_counter, path.reset, path.one
     times = []
     for _ in range(n):
@@ -150,10 +168,10 @@ def sample(path: QuotePath, q: Quote, n: int, overhead: float) -> float:
         start = clock()
         one(q)
         times.append(clock() - start)
-    return max(median(times) - overhead, 0.0) * 1e6
+    return max(median(times) - overhead, 0.0) * 1e6 / path.size
 
 
-def profile(path: QuotePath, q: Quote, n: int, top: int) -> str:
+def profile(path: QuotePath, q: tuple[Quote, ...], n: int, top: int) -> str:
     """cProfile of each of ``n`` quotes: per function, the median own time a quote.
 
     Each quote is profiled on its own and each function's times are medians over the
@@ -179,12 +197,13 @@ def profile(path: QuotePath, q: Quote, n: int, top: int) -> str:
             incl.setdefault(where, []).append(entry.totaltime)
             calls[where] = entry.callcount
     medians = {where: median(times) for where, times in own.items()}
+    size = path.size  # quotes a batch
     total = sum(medians.values())
     lines = [f"      {'own us':>7} {'share':>6} {'incl us':>8} {'calls':>5}  function"]
     for where, value in sorted(medians.items(), key=lambda item: -item[1])[:top]:
         lines.append(
-            f"      {value * 1e6:7.2f} {100 * value / total:5.1f}% "
-            f"{median(incl[where]) * 1e6:8.2f} {calls[where]:5}  {where}"
+            f"      {value * 1e6 / size:7.2f} {100 * value / total:5.1f}% "
+            f"{median(incl[where]) * 1e6 / size:8.2f} {calls[where] / size:5.3g}  {where}"
         )
     return "\n".join(lines)
 
@@ -209,17 +228,18 @@ def measure(samples: int, top: int = 0) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for case, (best, price, woken) in CASES.items():
         before = warm_state(config, Decimal(best), now)
-        q = quote(before.symbol, Decimal(price), now)
-        path = QuotePath(config, before, now)
+        path = QuotePath(config, before, now, others=0 if woken else QUIET_BATCH - 1)
+        q = path.batch(Decimal(price))
+        n = samples if woken else max(samples // QUIET_BATCH * 10, 30)
         check_case(path, q, woken)
         with reference_code():
             check_case(path, q, woken)
         runs_now: list[float] = []
         runs_before: list[float] = []
         for _ in range(3):  # alternate: a load that comes and goes hits both alike
-            runs_now.append(sample(path, q, samples // 3, overhead))
+            runs_now.append(sample(path, q, n // 3, overhead))
             with reference_code():
-                runs_before.append(sample(path, q, samples // 3, overhead))
+                runs_before.append(sample(path, q, n // 3, overhead))
         out[case] = {"us": median(runs_now), "before": median(runs_before)}
         now_us, before_us = out[case]["us"], out[case]["before"]
         print(
@@ -228,7 +248,7 @@ def measure(samples: int, top: int = 0) -> dict[str, dict[str, float]]:
             flush=True,
         )
         if top:
-            print(profile(path, q, max(samples // 10, 300), top), flush=True)
+            print(profile(path, q, max(n // 10, 300 if woken else 30), top), flush=True)
     return out
 
 

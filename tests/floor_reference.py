@@ -13,6 +13,8 @@ that before and after are measured in the same run.
 - a quote's problem and its trigger price looked up one after the other, not in one look;
 - ``decide`` sorting and looping over no hits at all, not returning at once;
 - ``Side.sign`` a property, not an attribute of each member;
+- the fan-out's check of a quote against a slot's band through ``trigger_price`` and
+  ``inside``, not ``quote_inside`` in one call;
 - the snapshot encoder: every field through the value-driven ``_encode_plain``,
   not one generated function per dataclass.
 """
@@ -32,8 +34,10 @@ from posactors.calendar import ExchangeCalendar
 from posactors.model import ONE, ExitKind, Quote, Side
 from posactors.policy import ExitPolicy
 from posactors.rules import evaluate
+from posactors.rules.bands import inside
 from posactors.rules.levels import better, staircase_level, stop_loss_level, trailing_level
 from posactors.rules.quotes import _valid, trigger_price
+from posactors.runtime.quote_slot import QuoteSlot
 from posactors.state import PendingApproval, PositionState
 
 
@@ -159,6 +163,16 @@ def decide(
     return evaluate.Evaluation(state, tuple(actions))
 
 
+def quiet(self: QuoteSlot, quote: Quote | None) -> bool:
+    """``QuoteSlot._quiet`` as it was: the trigger price, then ``inside``, two calls."""
+    if quote is None or self._band is None:
+        return False
+    bid, ask = quote.bid, quote.ask
+    if bid is not None and ask is not None and bid.is_finite() and ask.is_finite() and bid > ask:
+        return False  # a crossed book is counted by the actor
+    return inside(self._band, trigger_price(quote, self._trigger))
+
+
 def _sign(self: Side) -> int:
     return 1 if self is Side.LONG else -1
 
@@ -172,6 +186,7 @@ def reference_code() -> Iterator[None]:
         (evaluate, "checked_price", checked_price),
         (evaluate, "_observe", observe),
         (evaluate, "decide", decide),
+        (QuoteSlot, "_quiet", quiet),
     ]
     for name, module in list(sys.modules.items()):
         if name.startswith("posactors") and getattr(module, "evolve", None) is fast_evolve:

@@ -21,9 +21,11 @@ from conftest import make_state, quote
 from floor_reference import raise_stop as reference_raise_stop
 from floor_reference import reference_code, reference_evolve, reference_state_to_dict
 from posactors.codec import CodecError, intent_to_dict, state_to_dict, to_dict
-from posactors.model import ExitKind, ExitReason, Side
+from posactors.model import ExitKind, ExitReason, Quote, Side
 from posactors.rules import on_clock, on_quote
+from posactors.rules.bands import inside, quote_inside
 from posactors.rules.levels import raise_stop
+from posactors.rules.quotes import trigger_price
 from posactors.state import PositionState, evolve
 from test_codec import CAL, drive, events, rich_policy
 from test_rules_properties import policies, prices
@@ -159,3 +161,23 @@ def test_raise_stop_is_its_rules_levels(policy, side, entry, hwm, stop, source):
     assert [str(x) for x in fast] == [
         str(x) for x in reference_raise_stop(policy, side, entry, hwm, stop, source)
     ]  # the very same Decimal, digits and all
+
+
+some_prices = st.one_of(
+    st.none(),
+    st.sampled_from([Decimal("NaN"), Decimal("Infinity"), Decimal("-Infinity"), Decimal(0)]),
+    st.decimals(min_value="-5", max_value="150", places=2),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.tuples(levels, levels),
+    some_prices,
+    some_prices,
+    some_prices,
+    st.sampled_from(["last", "bid", "ask", "mid"]),
+)
+def test_quote_inside_is_inside_at_the_trigger_price(band, last, bid, ask, trigger):
+    q = Quote("AAPL", datetime(2024, 3, 11, 15, tzinfo=UTC), last, bid, ask)
+    assert quote_inside(band, q, trigger) == inside(band, trigger_price(q, trigger))
