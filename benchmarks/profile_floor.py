@@ -54,6 +54,7 @@ from posactors.rules.deadlines import next_deadline
 from posactors.rules.protective import protect
 from posactors.runtime.clock import VirtualClock
 from posactors.runtime.context import RuntimeContext
+from posactors.runtime.dispatcher import Dispatcher
 from posactors.runtime.messages import QuoteReady
 from posactors.runtime.position import PositionActor, _material, journal_entry
 from posactors.runtime.quote_slot import QuoteSlot
@@ -104,6 +105,7 @@ class QuotePath:
             config, VirtualClock(now), calendar, self.sink, EventLog(enabled=False)
         )  # type: ignore[arg-type]
         ctx.store = ctx.broker = ctx.supervisor = ctx.quotes = self.sink  # type: ignore[assignment]
+        ctx.dispatcher = Dispatcher(threads=1)  # never started: no actor is ever scheduled
         policy = config.policy_for(before.symbol)
         self.slot = QuoteSlot(policy.trigger)
         self.actor = PositionActor(ctx, before, policy, self.slot, restored=True)
@@ -118,6 +120,8 @@ class QuotePath:
             self.slots.append(slot)
         self.size = others + 1
         self.received = time.monotonic()
+        self.actor.state = before
+        self.deadline_for = self.actor._deadline_inputs()
         self.reset()
 
     def batch(self, price: Decimal) -> tuple[Quote, ...]:
@@ -130,6 +134,7 @@ class QuotePath:
         actor.state, actor.closed = self.before, False
         actor._saved, actor._saved_hwm = _material(self.before), (self.before.hwm, self.now)
         actor._timer, actor._timer_due = None, None
+        actor._deadline_for = self.deadline_for  # as the quote before left it
         for slot in self.slots:
             slot.take()
             slot.finish(self.band)
@@ -258,10 +263,15 @@ def stages(path: QuotePath, batch: tuple[Quote, ...], n: int = 2000) -> str:
         ("rules.on_quote", timed(lambda: on_quote(before, policy, q, now, calendar, 10.0))),
         ("protect", timed(lambda: protect(evaluation.state, policy, now, True))),
         ("calendar: regular hours (_tradable)", timed(lambda: actor._tradable(now))),
-        ("next_deadline (_arm_timer)", timed(lambda: next_deadline(after, policy, now, calendar))),
         ("quiet_band", timed(lambda: quiet_band(after, policy))),
         ("expire", timed(lambda: expire(before, policy, now))),
     ]
+    path.reset()
+    actor.state = after
+    if not actor._deadline_unchanged(now):  # the actor works it out again only then
+        deadline = timed(lambda: next_deadline(after, policy, now, calendar))
+        rows.append(("next_deadline (_arm_timer, its inputs changed)", deadline))
+    path.reset()
     if actor._saved != _material(after) or evaluation.actions:
         rows.append(("state_to_dict (the snapshot)", timed(lambda: state_to_dict(after))))
     for action in evaluation.actions:

@@ -1,8 +1,9 @@
-"""posactors benchmarks: the six figures of the runtime, with the targets they are held to.
+"""posactors benchmarks: the figures of the runtime, with the targets they are held to.
 
     python benchmarks/run.py [--quick] [--json FILE] [--only FIGURE,...]
 
-FIGURE is one of cycle, fanout, latency, store, recovery, memory, floor (default: all).
+FIGURE is one of cycle, fanout, latency, store, recovery, memory, starvation, floor
+(default: all).
 
 Prints each figure as it is measured, then a table (figure, value, unit, baseline,
 ratio, target, met?), and with ``--json`` writes the figures as a list of
@@ -32,6 +33,7 @@ import bench_fanout
 import bench_latency
 import bench_memory
 import bench_recovery
+import bench_starvation
 import bench_store
 import profile_floor
 from common import (
@@ -56,7 +58,7 @@ def header(text: str) -> None:
     print(f"[{time.perf_counter() - _BEGAN:6.1f} s] {text}", flush=True)
 
 
-FIGURES = ("cycle", "fanout", "latency", "store", "recovery", "memory", "floor")
+FIGURES = ("cycle", "fanout", "latency", "store", "recovery", "memory", "starvation", "floor")
 
 PLANS: dict[str, dict[str, Any]] = {
     "quick": {
@@ -67,7 +69,8 @@ PLANS: dict[str, dict[str, Any]] = {
         "latency_s": 2,
         "recovery_runs": {500: 1, 5000: 1},
         "store": {"group_m": 2000, "single_m": 150, "reps": 3},
-        "memory_fresh": False,
+        "memory_fresh": (5000,),
+        "starvation_pairs": 2,
         "floor_samples": profile_floor.PLANS["quick"]["samples"],
     },
     "full": {
@@ -78,7 +81,8 @@ PLANS: dict[str, dict[str, Any]] = {
         "latency_s": 10,
         "recovery_runs": {500: 3, 5000: 3},
         "store": {"group_m": 10000, "single_m": 500, "reps": 5},
-        "memory_fresh": True,
+        "memory_fresh": (5000, 50000),
+        "starvation_pairs": 5,
         "floor_samples": profile_floor.PLANS["full"]["samples"],
     },
 }
@@ -193,11 +197,12 @@ def real_time(plan: dict[str, Any], only: set[str], results: Results) -> None:
             results.extend(bench_latency.figures(n, runs[-1]["latency"]))
         memory_run = runs[0]
     if "memory" in only and memory_run is not None:
-        fresh = None
-        if plan["memory_fresh"]:
-            header(f"figure 6: fresh start, {max(REAL_NS):,} positions (fresh process)")
-            fresh = run_child("bench_memory", {"n": max(REAL_NS)})
-        results.extend(bench_memory.figures(memory_run, fresh))
+        fresh = []
+        for n in plan["memory_fresh"]:
+            header(f"figure 6: fresh start, {n:,} positions (fresh process)")
+            fresh.append(run_child("bench_memory", {"n": n}))
+        results.extend(bench_memory.figures(memory_run, fresh[0] if fresh else None))
+        results.extend(bench_memory.thread_figures(fresh))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -262,6 +267,11 @@ def _run(args: argparse.Namespace) -> int:
         cycles_and_fanout(plan, only, results)
     if only & {"latency", "recovery", "memory"}:
         real_time(plan, only, results)
+    if "starvation" in only:
+        header("figure 7: one slow position beside an exit (real time, 500 positions)")
+        results.extend(
+            bench_starvation.figures(500, bench_starvation.run(500, plan["starvation_pairs"]))
+        )
     elapsed = time.perf_counter() - began
     print()
     print(table(results.items))

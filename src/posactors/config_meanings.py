@@ -263,6 +263,16 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "(exits keep working); none: off.",
         "max_drawdown_pct: 10",
     ),
+    "EngineSettings.dispatcher_threads": (
+        "Worker threads that run every position actor (not one thread each); above one, a "
+        "position stuck in a slow handler holds up no other.",
+        "dispatcher_threads: 2",
+    ),
+    "EngineSettings.dispatcher_throughput": (
+        "Messages a worker handles for one position before the next position waiting gets "
+        "its turn.",
+        "dispatcher_throughput: 32",
+    ),
     "StateSettings.path": (
         "The state directory (`run --state` overrides it).",
         "path: /var/lib/posactors",

@@ -328,6 +328,8 @@ class EngineSettings(_Strict):
     cooldown_s: Num = Field(Decimal(300), ge=0)
     reconcile_interval_s: Num = Field(Decimal(60), gt=0)
     max_drawdown_pct: Annotated[Num, Field(gt=0, le=100)] | None = None
+    dispatcher_threads: Int = Field(2, ge=1, le=8)
+    dispatcher_throughput: Int = Field(32, ge=1, le=10_000)
 
 
 class StateSettings(_Strict):

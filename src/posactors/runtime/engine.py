@@ -29,6 +29,7 @@ from posactors.policy import Config
 from posactors.runtime.broker import BrokerActor
 from posactors.runtime.clock import Clock, RealClock, VirtualClock
 from posactors.runtime.context import Metrics, RuntimeContext
+from posactors.runtime.dispatcher import Dispatcher
 from posactors.runtime.messages import Drain, ExitEvent, Flush, Reconcile
 from posactors.runtime.position import PositionActor
 from posactors.runtime.quotes import Poll, PushQuotes, QuoteFanOut
@@ -121,6 +122,12 @@ class Engine:
             listeners=self._listeners,
         )
         self.ctx = ctx
+        settings = self.config.engine
+        ctx.dispatcher = Dispatcher(
+            settings.dispatcher_threads,
+            settings.dispatcher_throughput,
+            on_stall=self._stalled,
+        )
         ctx.store = StoreActor.start(ctx, self.store, auto_flush=not self.virtual)
         ctx.broker = BrokerActor.start(ctx, self.broker, auto_drain=not self.virtual)
         ctx.quotes = QuoteFanOut.start(ctx, self.market_data)
@@ -138,6 +145,11 @@ class Engine:
             self.stop()
             raise
 
+    def _stalled(self, positions: list[str], seconds: float) -> None:
+        """Every dispatcher worker is stuck in one position's handler: say which."""
+        self.metrics.inc("dispatcher_stalls")
+        self.log.event("dispatcher_stalled", positions=positions, seconds=round(seconds, 3))
+
     def stop(self) -> None:
         """Flush state and stop every actor; safe to call twice."""
         ctx = self.ctx
@@ -147,6 +159,8 @@ class Engine:
         self.tracker.wait_idle(timeout=5)
         for ref in (ctx.supervisor, ctx.quotes, ctx.broker):
             _stop(ref)
+        if ctx.dispatcher is not None:  # its actors stopped with the supervisor
+            ctx.dispatcher.stop()
         if ctx.store is not None:
             with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
                 ctx.store.ask("flush", timeout=10)

@@ -41,6 +41,8 @@ from typing import Any
 
 import pykka
 
+from posactors.runtime.dispatcher import DispatchedActor, Dispatcher
+
 
 class _Tracked:
     __slots__ = ("payload",)
@@ -131,29 +133,11 @@ class _QuickThread(threading.Thread):
             raise
 
 
-class TrackedActor(pykka.ThreadingActor):
-    """A pykka actor whose messages are counted by a :class:`Tracker`.
+class _Counted:
+    """What makes an actor's messages counted (see :class:`TrackedActor`)."""
 
-    Subclasses implement :meth:`handle`. A message counts as done after
-    ``handle`` returns or raises; when the actor stops, what is left in its
-    inbox counts as done too (it will never be handled). ``ask`` works as
-    usual (for tests and shutdown) and is not counted.
-    """
-
-    def __init__(self, tracker: Tracker) -> None:
-        super().__init__()
-        self.tracker = tracker
-
-    @staticmethod
-    def _create_actor_inbox() -> Any:
-        return queue.SimpleQueue()
-
-    def _start_actor_loop(self) -> None:
-        if not self.use_daemon_thread:  # engine actors: the usual start
-            super()._start_actor_loop()
-            return
-        name = f"{type(self).__name__}-{next(_thread_ids)}"
-        _QuickThread(target=self._actor_loop, name=name, daemon=True).start()
+    tracker: Tracker
+    actor_inbox: Any
 
     def on_receive(self, message: Any) -> Any:
         if not isinstance(message, _Tracked):
@@ -188,4 +172,39 @@ class TrackedActor(pykka.ThreadingActor):
             self.actor_inbox.put(envelope)
         if dropped:
             self.tracker.done(dropped)
-        super()._actor_loop_teardown()
+        super()._actor_loop_teardown()  # type: ignore[misc]
+
+
+class TrackedActor(_Counted, pykka.ThreadingActor):
+    """A pykka actor whose messages are counted by a :class:`Tracker`, on a thread of its own
+    (the engine's actors: fan-out, broker, store, supervisor).
+
+    Subclasses implement :meth:`handle`. A message counts as done after
+    ``handle`` returns or raises; when the actor stops, what is left in its
+    inbox counts as done too (it will never be handled). ``ask`` works as
+    usual (for tests and shutdown) and is not counted.
+    """
+
+    def __init__(self, tracker: Tracker) -> None:
+        super().__init__()
+        self.tracker = tracker
+
+    @staticmethod
+    def _create_actor_inbox() -> Any:
+        return queue.SimpleQueue()
+
+    def _start_actor_loop(self) -> None:
+        if not self.use_daemon_thread:  # engine actors: the usual start
+            super()._start_actor_loop()
+            return
+        name = f"{type(self).__name__}-{next(_thread_ids)}"
+        _QuickThread(target=self._actor_loop, name=name, daemon=True).start()
+
+
+class DispatchedTrackedActor(_Counted, DispatchedActor):
+    """A counted actor run on a :class:`~posactors.runtime.dispatcher.Dispatcher`
+    (the positions: thousands of them on a few threads)."""
+
+    def __init__(self, tracker: Tracker, dispatcher: Dispatcher) -> None:
+        super().__init__(dispatcher)
+        self.tracker = tracker
