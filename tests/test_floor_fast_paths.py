@@ -101,6 +101,17 @@ def test_unexpected_values_encode_as_before(field, value):
     assert to_dict(state) == state_to_dict(state)
 
 
+@dataclasses.dataclass(frozen=True)
+class Unresolvable:
+    name: str
+    later: NotDefinedAnywhere  # type: ignore[name-defined]  # noqa: F821
+
+
+def test_a_dataclass_whose_hints_do_not_resolve_encodes_by_value():
+    value = Unresolvable("a", Decimal("1.50"))
+    assert to_dict(value) == {"name": "a", "later": "1.50"}
+
+
 def test_a_value_refused_is_still_named():
     naive = evolve(make_state(), last_quote_at=datetime(2024, 3, 11, 15))
     with pytest.raises(CodecError, match=r"PositionState\.last_quote_at: .* has no timezone"):

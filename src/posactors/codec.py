@@ -164,7 +164,11 @@ def _compiled_encoder(cls: type) -> Callable[[Any], dict[str, Any]]:
     scope: dict[str, Any] = {"P": _encode_plain, "LISTED": (tuple, list, frozenset, set)}
     empty = "[] if x.__class__ in LISTED else {} if x.__class__ is dict else P(x)"
     lines, names = [], []
-    hints = get_type_hints(cls)
+    try:
+        hints = get_type_hints(cls)
+    except Exception:  # hints that do not resolve: every field by its value
+        fields = _field_names(cls)
+        return lambda v: {name: _encode_plain(getattr(v, name)) for name in fields}
     for i, name in enumerate(_field_names(cls)):
         hint = hints[name]
         args = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
