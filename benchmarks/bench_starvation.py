@@ -79,7 +79,8 @@ def measure(n: int, threads: int, spares: int, mode: str, pairs: int) -> dict[st
                     slow, other = names[2 * i], names[2 * i + 1]
                     SlowOnce.mode, SlowOnce.slow = mode, slow
                     at = time.monotonic()
-                    engine.push_quotes([quote(slow, Decimal("100.45"), engine),
+                    # a new high wakes the slow one; the other falls through its stop
+                    engine.push_quotes([quote(slow, Decimal("100.60"), engine),
                                         quote(other, CROSS, engine)])  # fmt: skip
                     deadline = at + 10 * SLOW_S
                     while other not in broker.submitted and time.monotonic() < deadline:

@@ -34,6 +34,7 @@ from typing import Any
 
 import pykka
 from pykka import ActorRegistry
+from pykka._envelope import Envelope
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,9 @@ class _Mailbox:
     def put(self, envelope: Any, /) -> None:
         self.items.append(envelope)
         actor = self.actor
-        if actor is not None:
+        # Read without the lock: True means a worker has it queued or running, and that
+        # worker looks at the inbox again under the lock before letting it go idle.
+        if actor is not None and not actor._scheduled:
             actor._wake()
 
     def get(self) -> Any:
@@ -90,6 +93,15 @@ class _Mailbox:
 
     def empty(self) -> bool:
         return not self.items
+
+
+class _Ref(pykka.ActorRef):
+    """pykka's ref, its ``tell`` without the method calls of its liveness check."""
+
+    def tell(self, message: Any) -> None:
+        if self.actor_stopped._set:  # type: ignore[attr-defined]
+            raise pykka.ActorDeadError(f"{self} not found")
+        self.actor_inbox.put(Envelope(message))
 
 
 class Dispatcher:
@@ -260,7 +272,7 @@ class DispatchedActor(pykka.Actor):
         self._set_up = False
         self.actor_stopped = _Flag()  # type: ignore[assignment]
         # pykka's ref reads the inbox and the flag from the actor when it is made
-        self._actor_ref = pykka.ActorRef(self)
+        self._actor_ref = _Ref(self)
 
     @staticmethod
     def _create_actor_inbox() -> _Mailbox:

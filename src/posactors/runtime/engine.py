@@ -40,7 +40,7 @@ from posactors.state import PositionState
 from posactors.store import ServiceLock, StateStore
 
 IDLE_TIMEOUT_S = 60.0
-SERVICE_SWITCH_INTERVAL_S = 0.1
+SERVICE_SWITCH_INTERVAL_S = 0.005
 
 
 def tune_process(switch_interval_s: float = SERVICE_SWITCH_INTERVAL_S) -> float:
@@ -48,12 +48,12 @@ def tune_process(switch_interval_s: float = SERVICE_SWITCH_INTERVAL_S) -> float:
 
     For the entry points that own their process (the service, the simulator's
     CLI), never on import: a bot embedding the library keeps its own setting.
-    With one thread per position, thousands of actor threads wait on the GIL at
-    once, and each waiter wakes every switch interval (5 ms by default) to ask
-    for it: a longer interval is fewer forced switches and fewer wake-ups. Actors
-    hand the GIL over themselves as soon as they wait on their inbox, so only
-    long stretches of pure Python (a fan-out of thousands of quotes) run longer
-    before others get a turn.
+    It was 100 ms while every position had a thread of its own (thousands of
+    waiters asking for the GIL every interval). On the dispatcher a process has
+    about ten threads, and the interval is how long a position's handler that
+    holds the GIL (pure Python stuck in a loop) keeps the other workers from
+    the exits they have in hand: Python's own 5 ms (benchmarks/README.md,
+    figure 7: 23 ms against 430 ms at 100 ms for the other position's exit).
     """
     old = sys.getswitchinterval()
     sys.setswitchinterval(switch_interval_s)

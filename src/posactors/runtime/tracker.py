@@ -139,13 +139,16 @@ class _Counted:
     tracker: Tracker
     actor_inbox: Any
 
+    def _handle_receive(self, message: Any) -> Any:
+        if message.__class__ is _Tracked:  # most messages: no need to ask pykka what it is
+            try:
+                return self.handle(message.payload)
+            finally:
+                self.tracker.done()
+        return super()._handle_receive(message)  # type: ignore[misc]
+
     def on_receive(self, message: Any) -> Any:
-        if not isinstance(message, _Tracked):
-            return self.handle(message)
-        try:
-            return self.handle(message.payload)
-        finally:
-            self.tracker.done()
+        return self.handle(message)
 
     def handle(self, message: Any) -> Any:
         raise NotImplementedError
