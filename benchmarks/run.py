@@ -2,7 +2,8 @@
 
     python benchmarks/run.py [--quick] [--json FILE] [--only FIGURE,...]
 
-FIGURE is one of cycle, fanout, latency, store, recovery, memory, starvation (default: all).
+FIGURE is one of cycle, fanout, latency, store, recovery, memory, starvation, floor
+(default: all).
 
 Prints each figure as it is measured, then a table (figure, value, unit, baseline,
 ratio, target, met?), and with ``--json`` writes the figures as a list of
@@ -34,6 +35,7 @@ import bench_memory
 import bench_recovery
 import bench_starvation
 import bench_store
+import profile_floor
 from common import (
     SWITCH_INTERVAL_ENV,
     Results,
@@ -56,7 +58,7 @@ def header(text: str) -> None:
     print(f"[{time.perf_counter() - _BEGAN:6.1f} s] {text}", flush=True)
 
 
-FIGURES = ("cycle", "fanout", "latency", "store", "recovery", "memory", "starvation")
+FIGURES = ("cycle", "fanout", "latency", "store", "recovery", "memory", "starvation", "floor")
 
 PLANS: dict[str, dict[str, Any]] = {
     "quick": {
@@ -69,6 +71,7 @@ PLANS: dict[str, dict[str, Any]] = {
         "store": {"group_m": 2000, "single_m": 150, "reps": 3},
         "memory_fresh": (5000,),
         "starvation_pairs": 2,
+        "floor_samples": profile_floor.PLANS["quick"]["samples"],
     },
     "full": {
         "cycle_reps": {100: 9, 500: 7, 5000: 5},
@@ -80,6 +83,7 @@ PLANS: dict[str, dict[str, Any]] = {
         "store": {"group_m": 10000, "single_m": 500, "reps": 5},
         "memory_fresh": (5000, 50000),
         "starvation_pairs": 5,
+        "floor_samples": profile_floor.PLANS["full"]["samples"],
     },
 }
 FANOUT_NS = (500, 5000)
@@ -253,6 +257,9 @@ def _run(args: argparse.Namespace) -> int:
         ]
     )
     began = time.perf_counter()
+    if "floor" in only:
+        header("the floor: one position's quote in one thread (profile: profile_floor.py)")
+        results.extend(profile_floor.figures(profile_floor.measure(plan["floor_samples"])))
     if "store" in only:
         header("figure 4: durable intents")
         results.extend(bench_store.figures(bench_store.measure(**plan["store"])))

@@ -87,3 +87,15 @@ def test_cycle_against_the_quote_server(tmp_path):
     assert_figures(items)
     table = common.table(items)
     assert f"cycle_ms_{n}" in table and f"requests_per_cycle_{n}" in table
+
+
+def test_the_floor_profile_runs_every_case(capsys):
+    import profile_floor
+
+    stats = profile_floor.measure(samples=30, top=3)
+    assert set(stats) == set(profile_floor.CASES)
+    items = profile_floor.figures(stats)
+    assert_figures(items)
+    names = {i["name"] for i in items}
+    assert {"floor_us_per_quote"} | {f"floor_us_{case}" for case in stats} == names
+    assert "own us" in capsys.readouterr().out  # the profile is printed
