@@ -60,7 +60,8 @@ from posactors.store_index import (
 SCHEMA_VERSION = 2  # 2: the indexes journal_open and closed
 DATABASES = ("meta", "snapshots", "journal", "history", "approvals", "counters")
 JOURNAL_STATUSES = frozenset(
-    {"pending", "sent", "working", "filled", "canceled", "expired", "rejected", "failed", "dry_run"}
+    {"pending", "sent", "working", "filled", "canceled", "expired", "rejected", "replaced"}
+    | {"failed", "dry_run"}
 )
 
 
