@@ -33,6 +33,7 @@ import bench_latency
 import bench_memory
 import bench_recovery
 import bench_store
+import year_history
 from common import (
     SWITCH_INTERVAL_ENV,
     Results,
@@ -65,6 +66,7 @@ PLANS: dict[str, dict[str, Any]] = {
         "naive_reps": {500: 2},  # 5,000 plain actors cost ~10 s to start and stop
         "latency_s": 2,
         "recovery_runs": {500: 1, 5000: 1},
+        "year": {"entries": 200_000, "runs": 1},  # a million takes ~10 s to write
         "store": {"group_m": 2000, "single_m": 150, "reps": 3},
         "memory_fresh": False,
     },
@@ -75,12 +77,15 @@ PLANS: dict[str, dict[str, Any]] = {
         "naive_reps": {500: 7, 5000: 7},
         "latency_s": 10,
         "recovery_runs": {500: 3, 5000: 3},
+        "year": {"entries": 1_000_000, "runs": 3},
         "store": {"group_m": 10000, "single_m": 500, "reps": 5},
         "memory_fresh": True,
     },
 }
 FANOUT_NS = (500, 5000)
 REAL_NS = (500, 5000)
+YEAR_N = 5000  # recovery after a year of history, at this N
+YEAR_ENTRIES = 1_000_000  # the issue's "about a million journal entries"
 
 
 def machine() -> dict[str, str]:
@@ -172,6 +177,7 @@ def cycles_and_fanout(plan: dict[str, Any], only: set[str], results: Results) ->
 def real_time(plan: dict[str, Any], only: set[str], results: Results) -> None:
     """Figures 3, 5 and 6: restarts in fresh processes, the last one timing latency."""
     memory_run = None
+    baselines: dict[int, list[dict[str, Any]]] = {}
     for n in REAL_NS:
         runs_wanted = plan["recovery_runs"][n] if "recovery" in only else 1
         with tempfile.TemporaryDirectory(prefix="posactors-bench-") as state_dir:
@@ -186,15 +192,38 @@ def real_time(plan: dict[str, Any], only: set[str], results: Results) -> None:
                 runs.append(run_child("bench_recovery", args))
         if "recovery" in only:
             results.extend(bench_recovery.figures(n, runs))
+            baselines[n] = runs
         if "latency" in only and "latency" in runs[-1]:
             results.extend(bench_latency.figures(n, runs[-1]["latency"]))
         memory_run = runs[0]
+    if YEAR_N in baselines:
+        results.extend(year(plan["year"], YEAR_N, baselines[YEAR_N]))
     if "memory" in only and memory_run is not None:
         fresh = None
         if plan["memory_fresh"]:
             header(f"figure 6: fresh start, {max(REAL_NS):,} positions (fresh process)")
             fresh = run_child("bench_memory", {"n": max(REAL_NS)})
         results.extend(bench_memory.figures(memory_run, fresh))
+
+
+def year(plan: dict[str, Any], n: int, baseline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Figure 5 after a year of history: the restart, then pruning the year's journal."""
+    entries = plan["entries"]
+    with tempfile.TemporaryDirectory(prefix="posactors-bench-year-") as state_dir:
+        header(f"figure 5: a year of history ({entries:,} journal entries) with {n:,} positions")
+        bench_recovery.prepare_state(Path(state_dir), n)
+        built = year_history.add_year(Path(state_dir), entries)
+        print(f"    written in {built['seconds']:.1f} s ({built['bytes'] >> 20:,} MiB)", flush=True)
+        runs = []
+        for _ in range(plan["runs"]):
+            header(f"figure 5: restart after a year, {n:,} positions (fresh process)")
+            runs.append(run_child("bench_recovery", {"n": n, "state_dir": state_dir}))
+        header("figure 5: pruning the year's journal once")
+        pruned = bench_recovery.prune_year(Path(state_dir))
+    info: dict[str, Any] = {"built": built, "pruned": pruned}
+    if entries < YEAR_ENTRIES:
+        info["smaller"] = f"--quick: the full run writes {YEAR_ENTRIES:,}"
+    return bench_recovery.year_figures(n, runs, baseline, info)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,7 +37,7 @@ IndexOp = tuple[str, bytes, bytes | None]  # (index database, key, value or None
 
 def is_open(entry: Any) -> bool:
     """True for a journal entry that may still be live at the broker (not terminal)."""
-    return not isinstance(entry, Mapping) or entry.get("status") not in TERMINAL_STATUSES
+    return not isinstance(entry, dict) or entry.get("status") not in TERMINAL_STATUSES
 
 
 def index_ops(name: str, key: bytes, value: Any) -> list[IndexOp]:
@@ -82,10 +82,10 @@ def build(txn: Any, dbs: Mapping[str, Any], loads: Callable[[str, str, bytes], A
 def last_update(entry: Any) -> datetime | None:
     """When a journal entry last changed (``updated_at``, else its intent's
     ``decided_at``); None when it cannot be told (such an entry is never pruned)."""
-    if not isinstance(entry, Mapping):
+    if not isinstance(entry, dict):
         return None
     intent = entry.get("intent")
-    decided = intent.get("decided_at") if isinstance(intent, Mapping) else None
+    decided = intent.get("decided_at") if isinstance(intent, dict) else None
     for text in (entry.get("updated_at"), decided):
         if isinstance(text, str):
             try:
@@ -107,24 +107,29 @@ def prune_batch(
     the journal was reached). An entry that cannot be read or dated is kept.
     """
     cursor = txn.cursor(db=journal)
-    found = cursor.set_range(after) if after is not None else cursor.first()
-    if found and after is not None and cursor.key() == after:
-        found = cursor.next()
+    if after is None:
+        found = cursor.first()
+    else:
+        found = cursor.set_range(after)
+        if found and cursor.key() == after:
+            found = cursor.next()
+    if not found:
+        return 0, None
     doomed: list[bytes] = []
-    last: bytes | None = None
-    seen = 0
-    while found and seen < limit:
-        last = bytes(cursor.key())
-        seen += 1
+    for seen, (key, raw) in enumerate(cursor.iternext(), 1):
         try:
-            entry = orjson.loads(cursor.value())
+            entry = orjson.loads(raw)
         except orjson.JSONDecodeError:
             entry = None
         if not is_open(entry):
             when = last_update(entry)
             if when is not None and when < before:
-                doomed.append(last)
-        found = cursor.next()
-    for key in doomed:
-        txn.delete(key, db=journal)
-    return len(doomed), (last if found else None)
+                doomed.append(key)
+        if seen >= limit:
+            break
+    else:
+        key = None  # the end of the journal
+    more = key is not None and cursor.next()
+    for doomed_key in doomed:
+        txn.delete(doomed_key, db=journal)
+    return len(doomed), (key if more else None)
