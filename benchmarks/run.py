@@ -17,6 +17,7 @@ docstring.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -177,27 +178,31 @@ def cycles_and_fanout(plan: dict[str, Any], only: set[str], results: Results) ->
 def real_time(plan: dict[str, Any], only: set[str], results: Results) -> None:
     """Figures 3, 5 and 6: restarts in fresh processes, the last one timing latency."""
     memory_run = None
-    baselines: dict[int, list[dict[str, Any]]] = {}
     for n in REAL_NS:
         runs_wanted = plan["recovery_runs"][n] if "recovery" in only else 1
-        with tempfile.TemporaryDirectory(prefix="posactors-bench-") as state_dir:
+        year = YearOfHistory(plan["year"], n) if n == YEAR_N and "recovery" in only else None
+        with (
+            tempfile.TemporaryDirectory(prefix="posactors-bench-") as state_dir,
+            year or contextlib.nullcontext(),
+        ):
             bench_recovery.prepare_state(Path(state_dir), n)
             runs = []
             for i in range(runs_wanted):
+                if year is not None:
+                    year.restart()
                 last = i == runs_wanted - 1
                 args: dict[str, Any] = {"n": n, "state_dir": state_dir}
                 if last and "latency" in only:
                     args |= {"latency_s": plan["latency_s"], "crossing_per_s": max(10, n // 100)}
                 header(f"figures 3, 5, 6: restart in real time, {n:,} positions (fresh process)")
                 runs.append(run_child("bench_recovery", args))
-        if "recovery" in only:
-            results.extend(bench_recovery.figures(n, runs))
-            baselines[n] = runs
+            if "recovery" in only:
+                results.extend(bench_recovery.figures(n, runs))
+            if year is not None:
+                results.extend(year.figures(runs))
         if "latency" in only and "latency" in runs[-1]:
             results.extend(bench_latency.figures(n, runs[-1]["latency"]))
         memory_run = runs[0]
-    if YEAR_N in baselines:
-        results.extend(year(plan["year"], YEAR_N, baselines[YEAR_N]))
     if "memory" in only and memory_run is not None:
         fresh = None
         if plan["memory_fresh"]:
@@ -206,24 +211,42 @@ def real_time(plan: dict[str, Any], only: set[str], results: Results) -> None:
         results.extend(bench_memory.figures(memory_run, fresh))
 
 
-def year(plan: dict[str, Any], n: int, baseline: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Figure 5 after a year of history: the restart, then pruning the year's journal."""
-    entries = plan["entries"]
-    with tempfile.TemporaryDirectory(prefix="posactors-bench-year-") as state_dir:
+class YearOfHistory:
+    """Figure 5 after a year of history: its store is written first, its restarts
+    alternate with the fresh ones (both under the same load), and its journal is pruned
+    once at the end."""
+
+    def __init__(self, plan: dict[str, Any], n: int) -> None:
+        self.plan, self.n = plan, n
+        self.runs: list[dict[str, Any]] = []
+
+    def __enter__(self) -> YearOfHistory:
+        self._dir = tempfile.TemporaryDirectory(prefix="posactors-bench-year-")
+        self.path = Path(self._dir.name)
+        entries, n = self.plan["entries"], self.n
         header(f"figure 5: a year of history ({entries:,} journal entries) with {n:,} positions")
-        bench_recovery.prepare_state(Path(state_dir), n)
-        built = year_history.add_year(Path(state_dir), entries)
+        bench_recovery.prepare_state(self.path, n)
+        self.built = year_history.add_year(self.path, entries)
+        built = self.built
         print(f"    written in {built['seconds']:.1f} s ({built['bytes'] >> 20:,} MiB)", flush=True)
-        runs = []
-        for _ in range(plan["runs"]):
-            header(f"figure 5: restart after a year, {n:,} positions (fresh process)")
-            runs.append(run_child("bench_recovery", {"n": n, "state_dir": state_dir}))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._dir.cleanup()
+
+    def restart(self) -> None:
+        if len(self.runs) < self.plan["runs"]:
+            header(f"figure 5: restart after a year, {self.n:,} positions (fresh process)")
+            self.runs.append(
+                run_child("bench_recovery", {"n": self.n, "state_dir": str(self.path)})
+            )
+
+    def figures(self, baseline: list[dict[str, Any]]) -> list[dict[str, Any]]:
         header("figure 5: pruning the year's journal once")
-        pruned = bench_recovery.prune_year(Path(state_dir))
-    info: dict[str, Any] = {"built": built, "pruned": pruned}
-    if entries < YEAR_ENTRIES:
-        info["smaller"] = f"--quick: the full run writes {YEAR_ENTRIES:,}"
-    return bench_recovery.year_figures(n, runs, baseline, info)
+        info: dict[str, Any] = {"built": self.built, "pruned": bench_recovery.prune_year(self.path)}
+        if self.plan["entries"] < YEAR_ENTRIES:
+            info["smaller"] = f"--quick: the full run writes {YEAR_ENTRIES:,}"
+        return bench_recovery.year_figures(self.n, self.runs, baseline, info)
 
 
 def main(argv: list[str] | None = None) -> int:
