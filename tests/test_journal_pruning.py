@@ -20,6 +20,7 @@ from posactors.state import open_position
 from posactors.store import StateStore
 from test_runtime import START, account, config, run
 from test_store import states
+from test_store_index import to_schema_1
 
 
 def intent(n: int, position_id: str = "GONE-1"):
@@ -177,3 +178,29 @@ def test_the_start_refusing_history_reads_is_a_real_check(tmp_path, monkeypatch)
         )
         with pytest.raises(NoHistory, match="history"):
             store.history()
+
+
+def test_the_engine_upgrades_an_old_store_and_says_so(tmp_path):
+    sim = account(tmp_path, 1)
+    live = open_position(sim.list_positions()[0])
+    with StateStore(tmp_path) as store:
+        store.write(
+            [
+                StateStore.put_snapshot_op(live),
+                entry_op(1, "working", 3, live.position_id),
+                entry_op(2, "filled", 3, live.position_id),
+                StateStore.put_history_op({"position_id": "OLD-1", "closed_at": START}),
+            ]
+        )
+    to_schema_1(tmp_path)
+    engine, events = engine_with_log(tmp_path, sim, config())
+    engine.start()
+    try:
+        run(engine, sim, 2)
+        assert coids(engine.store.open_intents()) == {intent(1).client_order_id}
+        assert engine.store.was_closed("OLD-1") and engine.store.indexed
+    finally:
+        engine.stop()
+    [upgraded] = [f for e, f in events if e == "state_store_upgraded"]
+    assert upgraded["from"] == 1 and upgraded["to"] == 2
+    assert (upgraded["journal"], upgraded["open_intents"], upgraded["closed"]) == (2, 1, 1)

@@ -224,6 +224,11 @@ def make_schema_1(path: Path) -> None:
                 history_op("P8.2"),
             ]
         )
+    to_schema_1(path)
+
+
+def to_schema_1(path: Path) -> None:
+    """Make the store at ``path`` one as written before the indexes (schema 1)."""
     env = lmdb.open(str(path), max_dbs=16)
     with env.begin(write=True) as txn:
         for name in INDEXES:
