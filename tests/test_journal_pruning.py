@@ -17,6 +17,7 @@ from posactors.runtime.clock import VirtualClock
 from posactors.runtime.engine import Engine
 from posactors.runtime.store import PRUNE_FIRST_S
 from posactors.state import open_position
+from posactors.state_identity import recorded_identity
 from posactors.store import StateStore
 from test_runtime import START, account, config, run
 from test_store import states
@@ -162,6 +163,22 @@ def test_a_start_reads_neither_history_nor_finished_intents(tmp_path, monkeypatc
     resolving = [f["order"] for e, f in events if e == "orphan_intent_resolving"]
     assert resolving == [intent(9).client_order_id]
     assert not [e for e, _ in events if e in ("actor_failed", "engine_failed")]
+
+
+def test_whose_state_it_is_is_told_without_reading_its_records(tmp_path, monkeypatch):
+    """``run`` checks the state's owner before the engine opens it: whether the state
+    holds anything is told by LMDB's counts, not by reading every record."""
+    with StateStore(tmp_path) as store:
+        store.write([StateStore.put_history_op({"position_id": "OLD-1", "closed_at": START})])
+    items = StateStore._items
+    monkeypatch.setattr(
+        StateStore,
+        "_items",
+        lambda self, name: items(self, name) if name == "meta" else pytest.fail(f"read {name}"),
+    )
+    assert recorded_identity(tmp_path) == (None, True)
+    StateStore(tmp_path / "empty").close()
+    assert recorded_identity(tmp_path / "empty") == (None, False)
 
 
 def _ids(sim, *symbols: str) -> list[str]:
