@@ -13,6 +13,8 @@ import pytest
 
 from posactors.log import null_log
 from posactors.model import Side
+from posactors.policy import parse_config
+from posactors.policy_errors import ConfigError
 from posactors.runtime.clock import VirtualClock
 from posactors.runtime.engine import Engine
 from posactors.runtime.store import PRUNE_FIRST_S
@@ -221,3 +223,18 @@ def test_the_engine_upgrades_an_old_store_and_says_so(tmp_path):
     [upgraded] = [f for e, f in events if e == "state_store_upgraded"]
     assert upgraded["from"] == 1 and upgraded["to"] == 2
     assert (upgraded["journal"], upgraded["open_intents"], upgraded["closed"]) == (2, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        (0, "greater than 0"),
+        (36501, "at most 36500"),
+        (1.5, "a whole number"),
+        ("month", "number"),
+    ],
+)
+def test_a_bad_horizon_is_refused_with_the_field_and_what_was_expected(value, why):
+    with pytest.raises(ConfigError, match=rf"engine\.journal_horizon_days = .*{why}"):
+        parse_config({"engine": {"journal_horizon_days": value}})
+    assert parse_config({})[0].engine.journal_horizon_days == 30

@@ -329,7 +329,7 @@ class EngineSettings(_Strict):
     cooldown_s: Num = Field(Decimal(300), ge=0)
     reconcile_interval_s: Num = Field(Decimal(60), gt=0)
     max_drawdown_pct: Annotated[Num, Field(gt=0, le=100)] | None = None
-    journal_horizon_days: Int = Field(30, gt=0)
+    journal_horizon_days: Int = Field(30, gt=0, le=36500)  # a century at most
 
 
 class StateSettings(_Strict):
