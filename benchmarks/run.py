@@ -18,6 +18,7 @@ docstring.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -36,6 +37,7 @@ import bench_recovery
 import bench_starvation
 import bench_store
 import profile_floor
+import year_history
 from common import (
     SWITCH_INTERVAL_ENV,
     Results,
@@ -68,6 +70,7 @@ PLANS: dict[str, dict[str, Any]] = {
         "naive_reps": {500: 2},  # 5,000 plain actors cost ~10 s to start and stop
         "latency_s": 2,
         "recovery_runs": {500: 1, 5000: 1},
+        "year": {"entries": 200_000, "runs": 1},  # a million takes ~10 s to write
         "store": {"group_m": 2000, "single_m": 150, "reps": 3},
         "memory_fresh": (5000,),
         "starvation_pairs": 2,
@@ -80,6 +83,7 @@ PLANS: dict[str, dict[str, Any]] = {
         "naive_reps": {500: 7, 5000: 7},
         "latency_s": 10,
         "recovery_runs": {500: 3, 5000: 3},
+        "year": {"entries": 1_000_000, "runs": 3},
         "store": {"group_m": 10000, "single_m": 500, "reps": 5},
         "memory_fresh": (5000, 50000),
         "starvation_pairs": 5,
@@ -88,6 +92,8 @@ PLANS: dict[str, dict[str, Any]] = {
 }
 FANOUT_NS = (500, 5000)
 REAL_NS = (500, 5000)
+YEAR_N = 5000  # recovery after a year of history, at this N
+YEAR_ENTRIES = 1_000_000  # the issue's "about a million journal entries"
 
 
 def machine() -> dict[str, str]:
@@ -181,18 +187,28 @@ def real_time(plan: dict[str, Any], only: set[str], results: Results) -> None:
     memory_run = None
     for n in REAL_NS:
         runs_wanted = plan["recovery_runs"][n] if "recovery" in only else 1
-        with tempfile.TemporaryDirectory(prefix="posactors-bench-") as state_dir:
+        year = YearOfHistory(plan["year"], n) if n == YEAR_N and "recovery" in only else None
+        with (
+            tempfile.TemporaryDirectory(prefix="posactors-bench-") as state_dir,
+            year or contextlib.nullcontext(),
+        ):
             bench_recovery.prepare_state(Path(state_dir), n)
             runs = []
             for i in range(runs_wanted):
+                if year is not None and i % 2:  # before and after by turns: no order favoured
+                    year.restart()
                 last = i == runs_wanted - 1
                 args: dict[str, Any] = {"n": n, "state_dir": state_dir}
                 if last and "latency" in only:
                     args |= {"latency_s": plan["latency_s"], "crossing_per_s": max(10, n // 100)}
                 header(f"figures 3, 5, 6: restart in real time, {n:,} positions (fresh process)")
                 runs.append(run_child("bench_recovery", args))
-        if "recovery" in only:
-            results.extend(bench_recovery.figures(n, runs))
+                if year is not None and not i % 2:
+                    year.restart()
+            if "recovery" in only:
+                results.extend(bench_recovery.figures(n, runs))
+            if year is not None:
+                results.extend(year.figures(runs))
         if "latency" in only and "latency" in runs[-1]:
             results.extend(bench_latency.figures(n, runs[-1]["latency"]))
         memory_run = runs[0]
@@ -203,6 +219,44 @@ def real_time(plan: dict[str, Any], only: set[str], results: Results) -> None:
             fresh.append(run_child("bench_memory", {"n": n}))
         results.extend(bench_memory.figures(memory_run, fresh[0] if fresh else None))
         results.extend(bench_memory.thread_figures(fresh))
+
+
+class YearOfHistory:
+    """Figure 5 after a year of history: its store is written first, its restarts
+    alternate with the fresh ones (both under the same load), and its journal is pruned
+    once at the end."""
+
+    def __init__(self, plan: dict[str, Any], n: int) -> None:
+        self.plan, self.n = plan, n
+        self.runs: list[dict[str, Any]] = []
+
+    def __enter__(self) -> YearOfHistory:
+        self._dir = tempfile.TemporaryDirectory(prefix="posactors-bench-year-")
+        self.path = Path(self._dir.name)
+        entries, n = self.plan["entries"], self.n
+        header(f"figure 5: a year of history ({entries:,} journal entries) with {n:,} positions")
+        bench_recovery.prepare_state(self.path, n)
+        self.built = year_history.add_year(self.path, entries)
+        built = self.built
+        print(f"    written in {built['seconds']:.1f} s ({built['bytes'] >> 20:,} MiB)", flush=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._dir.cleanup()
+
+    def restart(self) -> None:
+        if len(self.runs) < self.plan["runs"]:
+            header(f"figure 5: restart after a year, {self.n:,} positions (fresh process)")
+            self.runs.append(
+                run_child("bench_recovery", {"n": self.n, "state_dir": str(self.path)})
+            )
+
+    def figures(self, baseline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        header("figure 5: pruning the year's journal once")
+        info: dict[str, Any] = {"built": self.built, "pruned": bench_recovery.prune_year(self.path)}
+        if self.plan["entries"] < YEAR_ENTRIES:
+            info["smaller"] = f"--quick: the full run writes {YEAR_ENTRIES:,}"
+        return bench_recovery.year_figures(self.n, self.runs, baseline, info)
 
 
 def main(argv: list[str] | None = None) -> int:

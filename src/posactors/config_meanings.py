@@ -273,6 +273,12 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "its turn.",
         "dispatcher_throughput: 32",
     ),
+    "EngineSettings.journal_horizon_days": (
+        "Days a finished exit intent (filled, cancelled, rejected...) stays in the journal; "
+        "older ones leave it a minute after start, then daily. Open ones always stay; "
+        "history keeps every closed position.",
+        "journal_horizon_days: 90",
+    ),
     "StateSettings.path": (
         "The state directory (`run --state` overrides it).",
         "path: /var/lib/posactors",
@@ -300,7 +306,7 @@ overrides:
     "broker": "broker: {rate_limit_per_min: 200, request_timeout_s: 5}",
     "engine": (
         "engine: {max_consecutive_errors: 3, cooldown_s: 300, reconcile_interval_s: 60,\n"
-        "         max_drawdown_pct: 15}"
+        "         max_drawdown_pct: 15, journal_horizon_days: 30}"
     ),
     "state": "state: {path: ./state}",
 }
