@@ -157,11 +157,9 @@ def test_thousands_of_actors_share_the_same_few_threads(dispatcher):
     refs = [Recorder.start(dispatcher, f"n{i}", log) for i in range(5000)]
     for i, ref in enumerate(refs):
         ref.tell(i)
-    for ref in refs[-10:]:
+    for ref in refs:  # a worker may still hold an early one while the other serves the rest
         drained(ref)
-    for ref in refs[:10]:
-        drained(ref)
-    assert len(log) == 5000
+    assert sorted(n for _, n in log) == list(range(5000))
     assert threading.active_count() - before <= dispatcher.threads + 1  # + the watchdog
 
 
