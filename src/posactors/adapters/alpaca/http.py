@@ -31,6 +31,7 @@ from typing import Any, Literal, TypeVar
 import requests
 from alpaca.common.exceptions import APIError
 from alpaca.common.rest import RESTClient
+from requests.adapters import HTTPAdapter
 
 from posactors.errors import InputError
 from posactors.model import (
@@ -48,6 +49,7 @@ PAPER_URL = "https://paper-api.alpaca.markets"
 DATA_URL = "https://data.alpaca.markets"
 KEY_VARS = ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY")
 MAX_RETRY_AFTER_S = 300.0
+MAX_CONNECTIONS = 16  # kept open per host: market_data.max_concurrent_requests is at most 16
 
 Op = Literal["submit", "replace", "cancel", "read"]
 
@@ -151,6 +153,9 @@ class TimedSession(requests.Session):
         super().__init__()
         self.timeout_s = timeout_s
         self.gauge = gauge
+        # requests keeps 10 connections a host; concurrent chunks may use up to 16
+        for prefix in ("https://", "http://"):
+            self.mount(prefix, HTTPAdapter(pool_maxsize=MAX_CONNECTIONS))
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("timeout") is None:
