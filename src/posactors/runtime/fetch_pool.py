@@ -2,10 +2,10 @@
 
 The fan-out asks for quotes in chunks of ``batch_size`` symbols; one after another, a
 poll of N symbols costs ``ceil(N / batch_size)`` round trips. Here the caller's thread
-runs the first call and ``size - 1`` worker threads run the others, so a poll costs
-about ``ceil(chunks / size)`` round trips. The workers are made once, at the first poll
-that needs them (never more than ``size - 1``), and live until :meth:`close`; with
-``size`` 1, or a single call, everything runs on the caller's thread.
+and ``size - 1`` worker threads share the calls, so a poll costs about
+``ceil(chunks / size)`` round trips. The workers are made once, at the first poll that
+needs them (never more than ``size - 1``), and live until :meth:`close`; with ``size``
+1, or a single call, everything runs on the caller's thread.
 
 Each call's outcome (its result, or the exception it raised) comes back in the order
 of the calls, whatever order they finished in: what is done with them is the same run
@@ -14,9 +14,10 @@ after run.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -32,20 +33,34 @@ class FetchPool:
         self._executor: ThreadPoolExecutor | None = None
 
     def run(self, calls: Sequence[Callable[[], T]]) -> list[T | Exception]:
-        """Run ``calls``, at most ``size`` at once; each one's result or exception, in order."""
-        if self.size == 1 or len(calls) <= 1:
+        """Run ``calls``, at most ``size`` at once; each one's result or exception, in order.
+
+        The caller's thread and up to ``size - 1`` workers each take the next call not
+        yet taken until none is left; this returns when every call has returned (each
+        call bounds its own time: the adapters' requests have timeouts).
+        """
+        count = len(calls)
+        if self.size == 1 or count <= 1:
             return [_outcome(call) for call in calls]
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.size - 1, thread_name_prefix=self.name)
-        futures = [self._executor.submit(call) for call in calls[1:]]
-        first = _outcome(calls[0])
-        return [first, *(_outcome(future.result) for future in futures)]
+        outcomes: list[Any] = [None] * count  # every call is taken: each is filled
+        taken = iter(range(count))
+        lock = threading.Lock()
 
-    @property
-    def threads(self) -> int:
-        """Worker threads made so far (the caller's own not counted)."""
-        executor = self._executor
-        return 0 if executor is None else len(executor._threads)
+        def work() -> None:
+            while True:
+                with lock:
+                    n = next(taken, None)
+                if n is None:
+                    return
+                outcomes[n] = _outcome(calls[n])
+
+        helpers = [self._executor.submit(work) for _ in range(min(self.size, count) - 1)]
+        work()
+        for helper in helpers:
+            helper.result()
+        return outcomes
 
     def close(self) -> None:
         """Stop the workers (a call in flight finishes first). Idempotent."""
