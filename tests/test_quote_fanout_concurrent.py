@@ -5,6 +5,7 @@ listener actor subscribed to 1,000 symbols (5 chunks of 200)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -47,13 +48,17 @@ def server() -> Iterator[AlpacaServer]:
 
 @contextmanager
 def fan_out(
-    server: AlpacaServer, tmp_path: Path, max_concurrent: int, bars_needed: int = 0
+    server: AlpacaServer,
+    tmp_path: Path,
+    max_concurrent: int,
+    bars_needed: int = 0,
+    stream: bool = False,
 ) -> Iterator[tuple[Engine, dict[str, QuoteSlot]]]:
     """An engine on the server's market data, its fan-out subscribed to every symbol."""
     market_data = {"batch_size": 200, "max_concurrent_requests": max_concurrent}
     config, _ = parse_config({"market_data": market_data})
     settings = AlpacaSettings(KEY, SECRET, base_url=server.url, data_url=server.url, timeout_s=10)
-    data = AlpacaMarketData(settings)
+    data = AlpacaMarketData(settings, stream=stream)
     sim = SimExchange(seed=1, start=START, state_dir=tmp_path / "sim")
     engine = Engine(config, sim, data, state_dir=tmp_path / "state", clock=VirtualClock(START))
     engine.start()
@@ -167,3 +172,16 @@ def test_the_fetch_threads_are_made_once_and_stop_with_the_engine(server, tmp_pa
     for thread in threads:
         thread.join(5)
     assert fetch_threads() == []
+
+
+def test_streamed_quotes_chunks_asked_together_subscribe_every_symbol(server, tmp_path):
+    """The quote stream starts at the first poll, whose chunks call it from 4 threads."""
+    with fan_out(server, tmp_path, 4, stream=True) as (engine, slots):
+        engine.step(START + timedelta(seconds=1))
+        assert len(delivered(slots)) == 1000  # by REST: the stream had said nothing yet
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(
+            server.data_hub.subscribed("quotes", s) for s in SYMBOLS
+        ):
+            time.sleep(0.05)
+        assert [s for s in SYMBOLS if not server.data_hub.subscribed("quotes", s)] == []
