@@ -43,11 +43,36 @@ def fresh(n: int) -> dict[str, Any]:
         engine.start()
         after = rss_kib()
         live = len(engine.ctx.supervisor.ask("actors", timeout=60))
+        threads = process_threads()
         # no engine.stop(): the child exits at once after reporting
     print(
         f"    fresh start n={n}: {live} actors, RSS {before['VmRSS']:,} -> {after['VmRSS']:,} KiB"
     )
-    return {"n": n, "live": live, "rss_before": before, "rss_after": after}
+    print(f"    threads with {n:,} positions: {threads}")
+    return {"n": n, "live": live, "rss_before": before, "rss_after": after, "threads": threads}
+
+
+def process_threads() -> int:
+    """The process's threads, as the kernel counts them (``Threads`` in /proc)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise RuntimeError("no Threads line in /proc/self/status")
+
+
+def thread_figures(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``threads_N``: the process's threads once N positions are live (<= 16 at any N)."""
+    return [
+        figure(
+            f"threads_{run['n']}",
+            run["threads"],
+            "threads",
+            target="<= 16",
+            met=run["threads"] <= 16,
+            note="the whole process after Engine.start() on the SimExchange, no HTTP",
+        )
+        for run in runs
+    ]
 
 
 def figures(run: dict[str, Any], fresh_run: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -57,8 +82,8 @@ def figures(run: dict[str, Any], fresh_run: dict[str, Any] | None = None) -> lis
             "rss_kib_per_actor",
             value,
             "KiB",
-            target="< 60 KiB",
-            met=value < 60,
+            target="<= 8 KiB",
+            met=value <= 8,
             note=f"VmRSS delta over {run['n']:,} restored actors, fresh process",
         ),
         figure("rss_anon_kib_per_actor", per_actor(run, "RssAnon"), "KiB"),

@@ -10,6 +10,12 @@ After it returns, the supervisor's actors are counted and checked alive.
 
 The same child measures RSS before and after the start (figure 6, ``bench_memory``) and,
 when asked, runs the latency figure (``bench_latency``) on the engine it recovered.
+
+``recovery_s_N_year`` is the same restart after a year of trading: the same N snapshots
+plus a year of finished journal entries and closed positions (``year_history``), with
+``recovery_s_N`` of the same run as its baseline. The year's journal is then pruned once
+as the StoreActor does it (``journal_prune_s_year``, and the journal's size before and
+after).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -36,11 +43,15 @@ from common import (
 from posactors.calendar import xnys
 from posactors.codec import state_to_dict
 from posactors.model import Quote
+from posactors.policy import EngineSettings
 from posactors.rules import on_quote
 from posactors.runtime.clock import RealClock
 from posactors.runtime.engine import Engine
+from posactors.runtime.store import PRUNE_BATCH
 from posactors.state import open_position
 from posactors.store import StateStore
+
+YEAR_TARGET = 1.2  # recovery after a year within this ratio of the fresh one
 
 
 def prepare_state(state_dir: Path, n: int) -> None:
@@ -116,6 +127,93 @@ def figures(n: int, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             met=(seconds < 3 and ok) if big else None,
             note=note,
         )
+    ]
+
+
+def prune_year(state_dir: Path) -> dict[str, Any]:
+    """Prune the journal once, as the StoreActor does (``PRUNE_BATCH`` entries a write
+    transaction, the default horizon before :data:`START`): seconds, sizes, steps."""
+    horizon = timedelta(days=int(EngineSettings().journal_horizon_days))
+    with StateStore(state_dir) as store:
+        before = store.size("journal")
+        steps: list[float] = []
+        deleted, after = 0, None
+        began = time.perf_counter()
+        while True:
+            started = time.perf_counter()
+            n, after = store.prune_journal(START - horizon, after, PRUNE_BATCH)
+            steps.append(time.perf_counter() - started)
+            deleted += n
+            if after is None:
+                break
+        seconds = time.perf_counter() - began
+        after_size = store.size("journal")
+    print(
+        f"    pruned {deleted:,} of {before['entries']:,} journal entries in {seconds:.2f} s "
+        f"({len(steps)} steps, median {median(steps) * 1000:.1f} ms, max "
+        f"{max(steps) * 1000:.0f} ms); {after_size['entries']:,} left",
+        flush=True,
+    )
+    return {
+        "seconds": seconds,
+        "deleted": deleted,
+        "before": before,
+        "after": after_size,
+        "step_ms_p50": median(steps) * 1000,
+        "step_ms_max": max(steps) * 1000,
+        "steps": len(steps),
+    }
+
+
+def year_figures(
+    n: int, runs: list[dict[str, Any]], baseline: list[dict[str, Any]], year: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """``recovery_s_N_year`` against ``recovery_s_N`` (same run), then the pruning."""
+    seconds = median(r["seconds"] for r in runs)
+    fresh = median(r["seconds"] for r in baseline)
+    ratio = seconds / fresh
+    ok = all(r["live"] == r["in_state"] == n for r in runs)
+    built = year["built"]
+    note = (
+        f"{built['journal']:,} finished journal entries and {built['history']:,} closed "
+        f"positions over a year"
+    )
+    if year.get("smaller"):
+        note += f" ({year['smaller']})"
+    if not ok:
+        note += "; NOT every position came back live: see the log"
+    if len(runs) == 1:
+        note += "; one run"
+    pruned = year["pruned"]
+    mib = 1 << 20
+    return [
+        figure(
+            f"recovery_s_{n}_year",
+            seconds,
+            "s",
+            baseline=fresh,
+            ratio=ratio,
+            target=f"within {YEAR_TARGET}x of recovery_s_{n}",
+            met=ratio <= YEAR_TARGET and ok,
+            note=note,
+        ),
+        figure(
+            "journal_prune_s_year",
+            pruned["seconds"],
+            "s",
+            note=f"{pruned['deleted']:,} entries older than the horizon deleted, "
+            f"{PRUNE_BATCH:,} looked at per write transaction: {pruned['steps']} steps, "
+            f"median {pruned['step_ms_p50']:.1f} ms, max {pruned['step_ms_max']:.0f} ms",
+        ),
+        figure("journal_entries_year_before", pruned["before"]["entries"], "entries"),
+        figure("journal_entries_year_after", pruned["after"]["entries"], "entries"),
+        figure("journal_mib_year_before", pruned["before"]["bytes"] / mib, "MiB"),
+        figure(
+            "journal_mib_year_after",
+            pruned["after"]["bytes"] / mib,
+            "MiB",
+            note="the journal's own pages; LMDB reuses the freed ones (data.mdb keeps its size)",
+        ),
     ]
 
 

@@ -1,8 +1,9 @@
-"""posactors benchmarks: the six figures of the runtime, with the targets they are held to.
+"""posactors benchmarks: the figures of the runtime, with the targets they are held to.
 
     python benchmarks/run.py [--quick] [--json FILE] [--only FIGURE,...]
 
-FIGURE is one of cycle, fanout, latency, store, recovery, memory (default: all).
+FIGURE is one of cycle, fanout, latency, store, recovery, memory, starvation, floor
+(default: all).
 
 Prints each figure as it is measured, then a table (figure, value, unit, baseline,
 ratio, target, met?), and with ``--json`` writes the figures as a list of
@@ -17,6 +18,7 @@ docstring.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -32,7 +34,10 @@ import bench_fanout
 import bench_latency
 import bench_memory
 import bench_recovery
+import bench_starvation
 import bench_store
+import profile_floor
+import year_history
 from common import (
     SWITCH_INTERVAL_ENV,
     Results,
@@ -55,7 +60,7 @@ def header(text: str) -> None:
     print(f"[{time.perf_counter() - _BEGAN:6.1f} s] {text}", flush=True)
 
 
-FIGURES = ("cycle", "fanout", "latency", "store", "recovery", "memory")
+FIGURES = ("cycle", "fanout", "latency", "store", "recovery", "memory", "starvation", "floor")
 
 PLANS: dict[str, dict[str, Any]] = {
     "quick": {
@@ -65,8 +70,11 @@ PLANS: dict[str, dict[str, Any]] = {
         "naive_reps": {500: 2},  # 5,000 plain actors cost ~10 s to start and stop
         "latency_s": 2,
         "recovery_runs": {500: 1, 5000: 1},
+        "year": {"entries": 200_000, "runs": 1},  # a million takes ~10 s to write
         "store": {"group_m": 2000, "single_m": 150, "reps": 3},
-        "memory_fresh": False,
+        "memory_fresh": (5000,),
+        "starvation_pairs": 2,
+        "floor_samples": profile_floor.PLANS["quick"]["samples"],
     },
     "full": {
         "cycle_reps": {100: 9, 500: 7, 5000: 5},
@@ -75,12 +83,17 @@ PLANS: dict[str, dict[str, Any]] = {
         "naive_reps": {500: 7, 5000: 7},
         "latency_s": 10,
         "recovery_runs": {500: 3, 5000: 3},
+        "year": {"entries": 1_000_000, "runs": 3},
         "store": {"group_m": 10000, "single_m": 500, "reps": 5},
-        "memory_fresh": True,
+        "memory_fresh": (5000, 50000),
+        "starvation_pairs": 5,
+        "floor_samples": profile_floor.PLANS["full"]["samples"],
     },
 }
 FANOUT_NS = (500, 5000)
 REAL_NS = (500, 5000)
+YEAR_N = 5000  # recovery after a year of history, at this N
+YEAR_ENTRIES = 1_000_000  # the issue's "about a million journal entries"
 
 
 def machine() -> dict[str, str]:
@@ -175,27 +188,76 @@ def real_time(plan: dict[str, Any], only: set[str], results: Results) -> None:
     memory_run = None
     for n in REAL_NS:
         runs_wanted = plan["recovery_runs"][n] if "recovery" in only else 1
-        with tempfile.TemporaryDirectory(prefix="posactors-bench-") as state_dir:
+        year = YearOfHistory(plan["year"], n) if n == YEAR_N and "recovery" in only else None
+        with (
+            tempfile.TemporaryDirectory(prefix="posactors-bench-") as state_dir,
+            year or contextlib.nullcontext(),
+        ):
             bench_recovery.prepare_state(Path(state_dir), n)
             runs = []
             for i in range(runs_wanted):
+                if year is not None and i % 2:  # before and after by turns: no order favoured
+                    year.restart()
                 last = i == runs_wanted - 1
                 args: dict[str, Any] = {"n": n, "state_dir": state_dir}
                 if last and "latency" in only:
                     args |= {"latency_s": plan["latency_s"], "crossing_per_s": max(10, n // 100)}
                 header(f"figures 3, 5, 6: restart in real time, {n:,} positions (fresh process)")
                 runs.append(run_child("bench_recovery", args))
-        if "recovery" in only:
-            results.extend(bench_recovery.figures(n, runs))
+                if year is not None and not i % 2:
+                    year.restart()
+            if "recovery" in only:
+                results.extend(bench_recovery.figures(n, runs))
+            if year is not None:
+                results.extend(year.figures(runs))
         if "latency" in only and "latency" in runs[-1]:
             results.extend(bench_latency.figures(n, runs[-1]["latency"]))
         memory_run = runs[0]
     if "memory" in only and memory_run is not None:
-        fresh = None
-        if plan["memory_fresh"]:
-            header(f"figure 6: fresh start, {max(REAL_NS):,} positions (fresh process)")
-            fresh = run_child("bench_memory", {"n": max(REAL_NS)})
-        results.extend(bench_memory.figures(memory_run, fresh))
+        fresh = []
+        for n in plan["memory_fresh"]:
+            header(f"figure 6: fresh start, {n:,} positions (fresh process)")
+            fresh.append(run_child("bench_memory", {"n": n}))
+        results.extend(bench_memory.figures(memory_run, fresh[0] if fresh else None))
+        results.extend(bench_memory.thread_figures(fresh))
+
+
+class YearOfHistory:
+    """Figure 5 after a year of history: its store is written first, its restarts
+    alternate with the fresh ones (both under the same load), and its journal is pruned
+    once at the end."""
+
+    def __init__(self, plan: dict[str, Any], n: int) -> None:
+        self.plan, self.n = plan, n
+        self.runs: list[dict[str, Any]] = []
+
+    def __enter__(self) -> YearOfHistory:
+        self._dir = tempfile.TemporaryDirectory(prefix="posactors-bench-year-")
+        self.path = Path(self._dir.name)
+        entries, n = self.plan["entries"], self.n
+        header(f"figure 5: a year of history ({entries:,} journal entries) with {n:,} positions")
+        bench_recovery.prepare_state(self.path, n)
+        self.built = year_history.add_year(self.path, entries)
+        built = self.built
+        print(f"    written in {built['seconds']:.1f} s ({built['bytes'] >> 20:,} MiB)", flush=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._dir.cleanup()
+
+    def restart(self) -> None:
+        if len(self.runs) < self.plan["runs"]:
+            header(f"figure 5: restart after a year, {self.n:,} positions (fresh process)")
+            self.runs.append(
+                run_child("bench_recovery", {"n": self.n, "state_dir": str(self.path)})
+            )
+
+    def figures(self, baseline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        header("figure 5: pruning the year's journal once")
+        info: dict[str, Any] = {"built": self.built, "pruned": bench_recovery.prune_year(self.path)}
+        if self.plan["entries"] < YEAR_ENTRIES:
+            info["smaller"] = f"--quick: the full run writes {YEAR_ENTRIES:,}"
+        return bench_recovery.year_figures(self.n, self.runs, baseline, info)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -250,6 +312,9 @@ def _run(args: argparse.Namespace) -> int:
         ]
     )
     began = time.perf_counter()
+    if "floor" in only:
+        header("the floor: one position's quote in one thread (profile: profile_floor.py)")
+        results.extend(profile_floor.figures(profile_floor.measure(plan["floor_samples"])))
     if "store" in only:
         header("figure 4: durable intents")
         results.extend(bench_store.figures(bench_store.measure(**plan["store"])))
@@ -257,6 +322,11 @@ def _run(args: argparse.Namespace) -> int:
         cycles_and_fanout(plan, only, results)
     if only & {"latency", "recovery", "memory"}:
         real_time(plan, only, results)
+    if "starvation" in only:
+        header("figure 7: one slow position beside an exit (real time, 500 positions)")
+        results.extend(
+            bench_starvation.figures(500, bench_starvation.run(500, plan["starvation_pairs"]))
+        )
     elapsed = time.perf_counter() - began
     print()
     print(table(results.items))

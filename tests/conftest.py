@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -48,3 +49,20 @@ def quote(price, t: datetime, bid=None, ask=None, symbol: str = "AAPL") -> Quote
 @pytest.fixture(scope="session")
 def cal() -> ExchangeCalendar:
     return xnys()
+
+
+_LONG = tuple(Path(__file__).resolve().parent / d for d in ("chaos", "stress"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The long soaks and the 50,000-position stress are ``slow``: CI (plain ``pytest``)
+    leaves them out; ``pytest -m slow tests/chaos tests/stress`` runs them. Only tests under
+    tests/chaos and tests/stress are affected."""
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    slow = [
+        i for i in items if i.get_closest_marker("slow") and any(d in i.path.parents for d in _LONG)
+    ]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [i for i in items if i not in slow]

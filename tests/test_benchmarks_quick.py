@@ -87,3 +87,41 @@ def test_cycle_against_the_quote_server(tmp_path):
     assert_figures(items)
     table = common.table(items)
     assert f"cycle_ms_{n}" in table and f"requests_per_cycle_{n}" in table
+
+
+def test_the_floor_profile_runs_every_case(capsys):
+    import profile_floor
+
+    stats = profile_floor.measure(samples=30, top=3)
+    assert set(stats) == set(profile_floor.CASES)
+    items = profile_floor.figures(stats)
+    assert_figures(items)
+    names = {i["name"] for i in items}
+    assert {"floor_us_per_quote"} | {f"floor_us_{case}" for case in stats} == names
+    assert "own us" in capsys.readouterr().out  # the profile is printed
+
+
+def test_a_year_of_history_is_written_read_and_pruned(tmp_path):
+    import bench_recovery
+    import year_history
+
+    from posactors.store import StateStore
+
+    bench_recovery.prepare_state(tmp_path, 3)
+    built = year_history.add_year(tmp_path, 400)
+    assert built["journal"] == 400 and built["history"] == 200
+    with StateStore(tmp_path) as store:  # as the engine wrote it: readable, indexed
+        assert len(store.snapshots()) == 3 and store.open_intents() == []
+        [first, *_, last] = store.history()
+        assert first["closed_at"] < last["closed_at"] < common.START.isoformat()
+        assert store.was_closed(last["position_id"])
+        entry = store.journal()[f"pa-{399:016x}-tr-1"]
+        assert entry["status"] == "filled" and entry["position_id"] == last["position_id"]
+    pruned = bench_recovery.prune_year(tmp_path)
+    assert pruned["before"]["entries"] == 400
+    assert 0 < pruned["after"]["entries"] < 400 * 31 / 365 + 2  # the last 30 days are kept
+    run_ = {"seconds": 1.0, "live": 3, "in_state": 3}
+    info = {"built": built, "pruned": pruned, "smaller": "tiny"}
+    items = bench_recovery.year_figures(3, [run_], [{**run_, "seconds": 0.9}], info)
+    assert_figures(items)
+    assert {"recovery_s_3_year", "journal_prune_s_year"} <= {i["name"] for i in items}

@@ -67,7 +67,7 @@ def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
 
 def test_a_new_store_records_its_schema(store, path):
     meta = store.meta()
-    assert meta["schema_version"] == SCHEMA_VERSION == 1
+    assert meta["schema_version"] == SCHEMA_VERSION == 2
     assert meta["created_at"] and meta["writer"]["pid"] == os.getpid()
     assert (path / "data.mdb").is_file()
     assert store.snapshots() == {} and store.journal() == {} and store.history() == []
@@ -194,7 +194,7 @@ def test_a_newer_schema_is_refused_and_left_untouched(path):
         store.write([("meta", "schema_version", SCHEMA_VERSION + 1)])
     before = snapshot_files(path)
     for readonly in (False, True):
-        with pytest.raises(StoreError, match=r"newer posactors \(schema 2 > 1\); refusing"):
+        with pytest.raises(StoreError, match=r"newer posactors \(schema 3 > 2\); refusing"):
             StateStore(path, readonly=readonly, writer="service")
     assert snapshot_files(path) == before
 
@@ -272,7 +272,7 @@ def test_a_short_but_healthy_file_still_opens(path, monkeypatch):
     run = subprocess.run
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: children.append(a) or run(*a, **k))
     with StateStore(path) as store:  # confirmed by a full read in a child process
-        assert store.meta()["schema_version"] == 1
+        assert store.meta()["schema_version"] == SCHEMA_VERSION
     assert len(children) == 1
 
 

@@ -85,7 +85,9 @@ def approve_command(
         if reject and approval.rejected:
             print(f"{approval.approval_id} ({what}) is already rejected")
             return EXIT_OK
-        with StateStore(state_dir) as store:
+        # a service may run on it: only the service upgrades a store (its own writes keep
+        # the indexes)
+        with StateStore(state_dir, upgrade=False) as store:
             store.request_approval(approval.approval_id, reject=reject)
     except StoreError as exc:
         print(f"approve: {exc}", file=sys.stderr)

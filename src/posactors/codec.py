@@ -90,10 +90,10 @@ def _encode(value: Any, where: str) -> Any:
     if isinstance(value, ExitReason):
         return str(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        names = _field_names(type(value))
         try:
-            return {name: _encode_plain(getattr(value, name)) for name in names}
+            return _compiled_encoder(type(value))(value)
         except _Refused:  # name the field: the slow path says where
+            names = _field_names(type(value))
             return {name: _encode(getattr(value, name), f"{where}.{name}") for name in names}
     if isinstance(value, (set, frozenset)):
         return sorted(_encode(v, f"{where}[]") for v in value)
@@ -152,6 +152,51 @@ def _encode_plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {name: _encode_plain(getattr(value, name)) for name in _field_names(kind)}
     raise _Refused  # anything rarer (a Mapping, a subclass): the generic path
+
+
+@cache
+def _compiled_encoder(cls: type) -> Callable[[Any], dict[str, Any]]:
+    """:func:`_encode_plain` of a ``cls`` instance, generated once from its type hints.
+
+    A field holding the type its hint names is encoded inline; any other value goes
+    through :func:`_encode_plain`, so the dict is the same whatever the values.
+    """
+    scope: dict[str, Any] = {"P": _encode_plain, "LISTED": (tuple, list, frozenset, set)}
+    empty = "[] if x.__class__ in LISTED else {} if x.__class__ is dict else P(x)"
+    lines, names = [], []
+    try:
+        hints = get_type_hints(cls)
+    except Exception:  # hints that do not resolve: every field by its value
+        fields = _field_names(cls)
+        return lambda v: {name: _encode_plain(getattr(v, name)) for name in fields}
+    for i, name in enumerate(_field_names(cls)):
+        hint = hints[name]
+        args = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
+        kinds = [a for a in args if a is not type(None)]
+        kind = kinds[0] if len(kinds) == 1 and get_origin(kinds[0]) is None else None
+        fast = "P(x)"
+        if kind is Decimal or kind is ExitReason:
+            fast = "str(x)"
+        elif kind is datetime:
+            fast = "x.isoformat() if x.utcoffset() is not None else P(x)"
+        elif isinstance(kind, type) and issubclass(kind, Enum):
+            fast = "x.value"
+        elif kind in _PLAIN:
+            fast = "x"
+        elif kind is not None and dataclasses.is_dataclass(kind):
+            scope[f"E{i}"] = _compiled_encoder(kind)
+            fast = f"E{i}(x)"
+        scope[f"T{i}"] = kind
+        value = f"P(x) if x else ({empty})"  # a container: empty ones are common
+        if kind is not None:
+            value = f"({fast}) if x.__class__ is T{i} else P(x)"
+        if kind is not None and len(kinds) < len(args):
+            value = f"None if x is None else ({value})"
+        lines.append(f"    x = v.{name}\n    a{i} = {value}\n")
+        names.append(f"{name!r}: a{i}")
+    source = f"def encode(v):\n{''.join(lines)}    return {{{', '.join(names)}}}\n"
+    exec(source, scope)
+    return scope["encode"]
 
 
 # --- decoding: compiled from the type hints (the generic path below names errors)

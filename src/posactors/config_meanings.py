@@ -268,6 +268,22 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "(exits keep working); none: off.",
         "max_drawdown_pct: 10",
     ),
+    "EngineSettings.dispatcher_threads": (
+        "Worker threads that run every position actor (not one thread each); above one, a "
+        "position stuck in a slow handler holds up no other.",
+        "dispatcher_threads: 2",
+    ),
+    "EngineSettings.dispatcher_throughput": (
+        "Messages a worker handles for one position before the next position waiting gets "
+        "its turn.",
+        "dispatcher_throughput: 32",
+    ),
+    "EngineSettings.journal_horizon_days": (
+        "Days a finished exit intent (filled, cancelled, rejected...) stays in the journal; "
+        "older ones leave it a minute after start, then daily. Open ones always stay; "
+        "history keeps every closed position.",
+        "journal_horizon_days: 90",
+    ),
     "StateSettings.path": (
         "The state directory (`run --state` overrides it).",
         "path: /var/lib/posactors",
@@ -296,7 +312,7 @@ overrides:
     "broker": "broker: {rate_limit_per_min: 200, request_timeout_s: 5}",
     "engine": (
         "engine: {max_consecutive_errors: 3, cooldown_s: 300, reconcile_interval_s: 60,\n"
-        "         max_drawdown_pct: 15}"
+        "         max_drawdown_pct: 15, journal_horizon_days: 30}"
     ),
     "state": "state: {path: ./state}",
 }

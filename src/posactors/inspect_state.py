@@ -281,7 +281,9 @@ def approve_main(state_dir: Path | str, approval_id: str) -> int:
         if approval_id in requested:
             print(f"approval {approval_id} ({what}) was already requested; the service applies it")
             return EXIT_OK
-        with StateStore(state_dir) as store:
+        # a service may run on it: only the service upgrades a store (its own writes keep
+        # the indexes)
+        with StateStore(state_dir, upgrade=False) as store:
             store.request_approval(approval_id)
     except StoreError as exc:
         print(f"approve: {exc}", file=sys.stderr)

@@ -27,14 +27,16 @@ class Side(StrEnum):
     LONG = "long"
     SHORT = "short"
 
+    # +1 for a long, -1 for a short: every rule is written once with it. A plain
+    # attribute of each member (set below), not a property: rules read it on every quote.
+    sign: int
+
     @property
     def exit_side(self) -> OrderSide:
         return OrderSide.SELL if self is Side.LONG else OrderSide.BUY
 
-    @property
-    def sign(self) -> int:
-        """+1 for a long, -1 for a short: every rule is written once with it."""
-        return 1 if self is Side.LONG else -1
+
+Side.LONG.sign, Side.SHORT.sign = 1, -1
 
 
 class OrderSide(StrEnum):

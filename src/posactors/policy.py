@@ -323,12 +323,16 @@ class BrokerSettings(_Strict):
 
 
 class EngineSettings(_Strict):
-    """Circuit breakers, reconciliation period and the portfolio kill switch."""
+    """Circuit breakers, reconciliation period, the portfolio kill switch and how long
+    finished exit intents stay in the journal."""
 
     max_consecutive_errors: Int = Field(3, ge=1)
     cooldown_s: Num = Field(Decimal(300), ge=0)
     reconcile_interval_s: Num = Field(Decimal(60), gt=0)
     max_drawdown_pct: Annotated[Num, Field(gt=0, le=100)] | None = None
+    dispatcher_threads: Int = Field(2, ge=1, le=8)
+    dispatcher_throughput: Int = Field(32, ge=1, le=10_000)
+    journal_horizon_days: Int = Field(30, gt=0, le=36500)  # a century at most
 
 
 class StateSettings(_Strict):

@@ -67,7 +67,8 @@ def recorded_identity(state_dir: Path) -> tuple[dict[str, Any] | None, bool]:
     if (state_dir / "data.mdb").is_file():
         with StateStore(state_dir, readonly=True) as store:
             identity = store.meta().get(IDENTITY_KEY)
-            has_data = any((store.snapshots(), store.journal(), store.history(), store.approvals()))
+            kept = ("snapshots", "journal", "history", "approvals")
+            has_data = any(store.entries(name) for name in kept)  # counts: nothing is read
     if identity is None and (state_dir / SIM_DIR).is_dir():
         return simulator_identity(_sim_seed(state_dir / SIM_DIR)), True
     return identity, has_data
@@ -126,6 +127,7 @@ def claim_state(state_dir: Path, asked: dict[str, Any]) -> Claim:
             f"{describe(asked)}; nothing was written (use another --state directory)"
         )
     if recorded != asked:
-        with StateStore(state_dir) as store:
+        # no upgrade here: the engine's own open does it, and logs it
+        with StateStore(state_dir, upgrade=False) as store:
             store.write([("meta", IDENTITY_KEY, asked)])
     return Claim(asked, adopted)

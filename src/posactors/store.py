@@ -9,6 +9,10 @@ Named databases, values orjson (Decimals as exact strings):
 - ``history``: ``"{closed_at UTC iso}|{position_id}"`` -> closed position record
 - ``approvals``: approval_id -> ``{"requested_at"}`` (``posactors approve``)
 - ``counters``: name -> int
+- ``journal_open`` and ``closed``: indexes (:mod:`posactors.store_index`), kept in the
+  same transaction as the journal and history, so that a start reads what is open,
+  never all of history. A schema-1 store (written before them) gets them built once,
+  when it is first opened for writing (``upgraded`` says so; the engine logs it).
 
 A store that is corrupt or was written by a newer posactors is refused with a
 :class:`StoreError`, never modified. A store is safe to share between threads:
@@ -39,11 +43,25 @@ from posactors import __version__
 from posactors.codec import CodecError, intent_to_dict, state_from_dict, state_to_dict
 from posactors.model import ExitIntent, OrderStatus
 from posactors.state import PositionState
+from posactors.store_index import (
+    CLOSED,
+    INDEXES,
+    JOURNAL_OPEN,
+    build,
+    closed_position_id,
+    index_ops,
+    is_open,
+    prune_batch,
+)
+from posactors.store_index import (
+    TERMINAL_STATUSES as TERMINAL_STATUSES,  # re-exported: where it always was
+)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the indexes journal_open and closed
 DATABASES = ("meta", "snapshots", "journal", "history", "approvals", "counters")
 JOURNAL_STATUSES = frozenset(
-    {"pending", "sent", "working", "filled", "canceled", "expired", "rejected", "failed", "dry_run"}
+    {"pending", "sent", "working", "filled", "canceled", "expired", "rejected", "replaced"}
+    | {"failed", "dry_run"}
 )
 
 
@@ -59,9 +77,6 @@ _JOURNAL_STATUS = {
     OrderStatus.REJECTED: "rejected",
     OrderStatus.REPLACED: "replaced",
 }
-TERMINAL_STATUSES = frozenset(
-    {"filled", "canceled", "expired", "rejected", "replaced", "failed", "dry_run"}
-)
 MAX_MAP_SIZE = 8 << 30
 MAX_KEY_BYTES = 511  # LMDB's default maximum key size
 
@@ -82,7 +97,9 @@ class StateStore:
     """The LMDB state of one service directory; see the module docstring.
 
     ``write`` commits a batch atomically (all of it or nothing); with ``sync``
-    (the default) a returned ``write`` is on disk.
+    (the default) a returned ``write`` is on disk. ``upgrade`` (the default) builds
+    the indexes of a schema-1 store opened for writing; without it such a store is
+    used as it is (its reads scan, its writes keep no index) and stays schema 1.
     """
 
     def __init__(
@@ -93,9 +110,11 @@ class StateStore:
         map_size: int = 256 << 20,
         sync: bool = True,
         writer: str | None = None,
+        upgrade: bool = True,
     ) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        self.upgraded: dict[str, Any] | None = None  # what this open's upgrade did
         self._lock = threading.RLock()
         data = self.path / "data.mdb"
         if readonly and not data.is_file():
@@ -117,7 +136,7 @@ class StateStore:
             raise StoreError(f"cannot open the state store at {self.path}: {exc}") from exc
         try:
             self._check_size()
-            self._dbs = self._open_databases(writer)
+            self._dbs = self._open_databases(writer, upgrade and not readonly)
         except lmdb.Error as exc:
             self._env.close()
             raise StoreError(f"state at {self.path} is unreadable: {exc}") from exc
@@ -148,8 +167,9 @@ class StateStore:
                 f"{expected}; move the directory aside and restore a backup"
             )
 
-    def _open_databases(self, writer: str | None) -> dict[str, Any]:
-        """Check the schema in a read transaction, then open the handles (nothing written)."""
+    def _open_databases(self, writer: str | None, upgrade: bool) -> dict[str, Any]:
+        """Check the schema in a read transaction, upgrade a schema-1 store if asked (its
+        indexes), then open the handles (nothing else written)."""
         with self._lock, self._env.begin() as txn:
             names = {bytes(k).decode(errors="replace") for k, _ in txn.cursor()}
             meta = self._env.open_db(b"meta", txn=txn, create=False) if "meta" in names else None
@@ -164,27 +184,52 @@ class StateStore:
                 f"state at {self.path} was written by a newer posactors (schema {version} > "
                 f"{SCHEMA_VERSION}); refusing to open it"
             )
-        missing = [n for n in DATABASES if n not in names]
+        required = DATABASES + (INDEXES if version == SCHEMA_VERSION else ())
+        missing = [n for n in required if n not in names]
         if missing or not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise StoreError(
                 f"state at {self.path} is corrupt or not a posactors store (schema_version "
                 f"{version!r}, missing {', '.join(missing) or 'nothing'}); move it aside"
             )
+        if version < SCHEMA_VERSION and upgrade:
+            self._upgrade(version)
+        present = required if version == SCHEMA_VERSION or not upgrade else DATABASES + INDEXES
         with self._lock:  # a writable env opens handles in a write txn that stays empty
-            self._dbs = {n: self._env.open_db(n.encode(), create=False) for n in DATABASES}
+            self._dbs = {n: self._env.open_db(n.encode(), create=False) for n in present}
         if writer is not None and not self.readonly:
             self.write([("meta", "writer", _writer_info(writer))])
         return self._dbs
 
     def _create(self, writer: str | None) -> dict[str, Any]:
         with self._lock, self._env.begin(write=True) as txn:
-            dbs = {n: self._env.open_db(n.encode(), txn=txn) for n in DATABASES}
+            dbs = {n: self._env.open_db(n.encode(), txn=txn) for n in DATABASES + INDEXES}
             meta: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "created_at": _now()}
             if writer is not None:
                 meta["writer"] = _writer_info(writer)
             for key, value in meta.items():
                 txn.put(key.encode(), _dumps(value), db=dbs["meta"])
         return dbs
+
+    def _upgrade(self, version: int) -> None:
+        """Build the indexes of a schema-1 store, in ONE write transaction (all or nothing:
+        a crash during it leaves the store as it was, and the next open builds them)."""
+        started = _now()
+
+        def upgrade() -> dict[str, Any]:
+            with self._env.begin(write=True) as txn:
+                dbs = {n: self._env.open_db(n.encode(), txn=txn) for n in DATABASES + INDEXES}
+                counts = build(txn, dbs, self._loads)
+                record = {"from": version, "to": SCHEMA_VERSION, "at": started, **counts}
+                txn.put(b"schema_version", _dumps(SCHEMA_VERSION), db=dbs["meta"])
+                txn.put(b"upgraded", _dumps(record), db=dbs["meta"])
+                return record
+
+        self.upgraded = self._retrying(upgrade)
+
+    @property
+    def indexed(self) -> bool:
+        """True when the indexes are kept (every store but a schema-1 one not upgraded)."""
+        return JOURNAL_OPEN in self._dbs
 
     # --- transactions
 
@@ -216,7 +261,13 @@ class StateStore:
         """
         if self.readonly:
             raise StoreError(f"state store at {self.path} is open read-only")
-        encoded = [self._encode_op(op) for op in ops]
+        encoded = []
+        for op in ops:
+            encoded.append(self._encode_op(op))
+            if self.indexed:
+                _, key, _ = encoded[-1]
+                indexes = index_ops(op[0], key, op[2])
+                encoded.extend((self._dbs[name], k, v) for name, k, v in indexes)
         if not encoded:
             return
 
@@ -331,8 +382,22 @@ class StateStore:
         return dict(self._items("journal"))
 
     def open_intents(self) -> list[dict[str, Any]]:
-        """Journal entries that may still be live at the broker (status not terminal)."""
-        return [e for e in self.journal().values() if e.get("status") not in TERMINAL_STATUSES]
+        """Journal entries that may still be live at the broker (status not terminal),
+        read through the index: the terminal ones are never looked at."""
+        if not self.indexed:
+            return [e for e in self.journal().values() if is_open(e)]
+
+        def read() -> list[tuple[str, bytes]]:
+            with self._env.begin() as txn:
+                out = []
+                for key in txn.cursor(db=self._dbs[JOURNAL_OPEN]).iternext(values=False):
+                    raw = txn.get(key, db=self._dbs["journal"])
+                    if raw is not None:
+                        out.append((bytes(key).decode(), bytes(raw)))
+                return out
+
+        entries = [self._loads("journal", k, v) for k, v in self._retrying(read)]
+        return [e for e in entries if is_open(e)]
 
     def intent(self, client_order_id: str) -> dict[str, Any] | None:
         return self._get("journal", client_order_id)
@@ -340,6 +405,54 @@ class StateStore:
     def history(self) -> list[dict[str, Any]]:
         """Closed positions, oldest first."""
         return [v for _, v in self._items("history")]
+
+    def was_closed(self, position_id: str) -> bool:
+        """True if a position of this id was ever closed (its history was written): a key
+        lookup (a schema-1 store not upgraded reads its history)."""
+        if not self.indexed:
+            records = self._items("history")
+            return any(closed_position_id(k.encode(), v) == position_id for k, v in records)
+        return self._get(CLOSED, position_id) is not None
+
+    def entries(self, name: str) -> int:
+        """How many records database ``name`` holds (LMDB keeps the count: nothing is read)."""
+
+        def count() -> int:
+            with self._env.begin() as txn:
+                return int(txn.stat(self._dbs[name])["entries"])
+
+        return self._retrying(count)
+
+    def size(self, name: str) -> dict[str, int]:
+        """Database ``name``'s records and the bytes of its pages."""
+
+        def stat() -> dict[str, int]:
+            with self._env.begin() as txn:
+                s = txn.stat(self._dbs[name])
+            pages = s["branch_pages"] + s["leaf_pages"] + s["overflow_pages"]
+            return {"entries": int(s["entries"]), "bytes": int(pages * s["psize"])}
+
+        return self._retrying(stat)
+
+    def prune_journal(
+        self, before: datetime, after: str | None = None, limit: int = 2000
+    ) -> tuple[int, str | None]:
+        """Delete terminal journal entries last updated before ``before``, looking at most
+        at ``limit`` entries after key ``after``, in ONE write transaction.
+
+        Returns (entries deleted, the key to go on after, or None at the journal's end).
+        Never a non-terminal entry, never history.
+        """
+        if self.readonly:
+            raise StoreError(f"state store at {self.path} is open read-only")
+        start = None if after is None else after.encode()
+
+        def prune() -> tuple[int, bytes | None]:
+            with self._env.begin(write=True) as txn:
+                return prune_batch(txn, self._dbs["journal"], before, start, limit)
+
+        deleted, last = self._retrying(prune)
+        return deleted, None if last is None else last.decode()
 
     def approvals(self) -> list[str]:
         return [k for k, _ in self._items("approvals")]

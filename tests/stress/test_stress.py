@@ -1,7 +1,7 @@
 """Stress (issue: benchmarks): every position gets quotes, a known subset crosses its
 thresholds, and exactly those exit, once each, with the right reasons and quantities,
 while some actors are made to fail and the feed injects bad ticks. About correctness,
-not time: 500 positions in CI, 5,000 with ``-m slow``. Real pykka actors, a real LMDB,
+not time: 500 and 5,000 positions in CI, 50,000 with ``-m slow``. Real pykka actors, a real LMDB,
 the simulated exchange, virtual time."""
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ D = Decimal
 STEPS = 30
 CROSS_DOWN_AT, CROSS_UP_AT = 8, 12  # the steps at which the chosen symbols cross
 DRAIN_S = 360  # then prices hold while queued exits go out at the broker's rate
+RATE_PER_MIN = 200  # the broker's default rate limit
 
 
 def plan(n: int) -> dict[str, set[str]]:
@@ -119,7 +120,9 @@ def stress(tmp_path, n: int) -> None:
                 sim.set_price(symbol, price_of(symbol, step, chosen))
             sim.advance(now)
             engine.step(now)
-        for _ in range(DRAIN_S // 5):  # the rate limit (200 a minute) spreads 1,000 exits
+        exits = len(chosen["stop"]) + len(chosen["target"])
+        drain_s = max(DRAIN_S, exits * 60 // RATE_PER_MIN + 60)
+        for _ in range(drain_s // 5):  # the rate limit (200 a minute) spreads the exits
             now += timedelta(seconds=5)
             sim.advance(now)
             engine.step(now)
@@ -148,6 +151,10 @@ def test_500_positions_exactly_the_crossing_ones_exit_once(tmp_path):
     stress(tmp_path, 500)
 
 
-@pytest.mark.slow
 def test_5000_positions_exactly_the_crossing_ones_exit_once(tmp_path):
     stress(tmp_path, 5000)
+
+
+@pytest.mark.slow
+def test_50000_positions_exactly_the_crossing_ones_exit_once(tmp_path):
+    stress(tmp_path, 50000)

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from posactors.model import HUNDRED, ONE, Side
+from posactors.model import HUNDRED, ONE, Quote, Side
 from posactors.policy import ExitPolicy
+from posactors.rules.quotes import trigger_price
 from posactors.state import PositionState
 
 Band = tuple[Decimal | None, Decimal | None]  # open interval; None: unbounded on that side
@@ -62,6 +63,16 @@ def quiet_band(state: PositionState, policy: ExitPolicy) -> Band | None:
 def inside(band: Band | None, price: Decimal | None) -> bool:
     """True when ``price`` lies strictly inside the band (a NaN or None never does)."""
     if band is None or price is None or not price.is_finite():
+        return False
+    low, high = band
+    return (low is None or price > low) and (high is None or price < high)
+
+
+def quote_inside(band: Band, quote: Quote, trigger: str) -> bool:
+    """``inside(band, trigger_price(quote, trigger))`` in one call: the fan-out asks it of
+    every quote for every subscriber."""
+    price = quote.last if trigger == "last" else trigger_price(quote, trigger)
+    if price is None or not price.is_finite() or price <= 0:  # as trigger_price refuses
         return False
     low, high = band
     return (low is None or price > low) and (high is None or price < high)

@@ -31,7 +31,7 @@ from posactors.rules.deadlines import cancel_recheck_due
 from posactors.rules.levels import better, gain_reached, raise_stop, stop_hit
 from posactors.rules.prices import limit_price
 from posactors.rules.protective import holds_the_stop, stop_leaves_room
-from posactors.rules.quotes import quote_problem, trigger_price
+from posactors.rules.quotes import checked_price
 from posactors.rules.tiers import ready_tier_qty
 from posactors.state import (
     ORDER_FIELDS,
@@ -45,6 +45,7 @@ from posactors.state import (
     record_error,
     record_intent,
     record_success,
+    state_changer,
 )
 
 MAX_HOLD = ExitReason(ExitKind.MAX_HOLD)
@@ -107,14 +108,10 @@ def _observe(
     stop, source = raise_stop(
         policy, state.side, state.entry_price, hwm, state.effective_stop, state.stop_source
     )
-    return evolve(
-        state,
-        hwm=hwm,
-        effective_stop=stop,
-        stop_source=source,
-        last_price=price,
-        last_quote_at=quote_at,
-    )
+    return _observed(state, hwm, stop, source, price, quote_at)
+
+
+_observed = state_changer("hwm", "effective_stop", "stop_source", "last_price", "last_quote_at")
 
 
 def on_quote(
@@ -126,10 +123,9 @@ def on_quote(
     stale_after_s: float,
 ) -> Evaluation:
     """Evaluate one quote: a bad or stale quote triggers nothing and is counted."""
-    problem = quote_problem(quote, policy.trigger, now, stale_after_s)
+    price, problem = checked_price(quote, policy.trigger, now, stale_after_s)
     if problem is not None:
         return Evaluation(record_bad_quote(state), rejected=problem)
-    price = trigger_price(quote, policy.trigger)
     assert price is not None
     state = _observe(state, policy, price, quote.time)
     return decide(state, policy, price, now, calendar)
@@ -232,6 +228,8 @@ def decide(
         hits.append((state.approval.reason, None))
     if state.deferred is not None:
         hits.append((state.deferred, state.deferred_qty))
+    if not hits:  # most quotes: nothing holds, nothing to choose
+        return Evaluation(state)
     hits.sort(key=lambda hit: hit[0].priority)  # stable: tiers keep their order
     for reason, qty in hits:
         tp = policy.take_profit

@@ -83,15 +83,32 @@ def raise_stop(
 
     The source changes only when a rule strictly improves the stop, so the
     reason reported for a hit is the rule that set the level that was hit.
+    The candidates are :func:`stop_loss_level`, :func:`staircase_level` and
+    :func:`trailing_level`, in that order, with the same arithmetic written out
+    here: every woken quote runs this (``tests/test_floor_fast_paths.py`` holds it
+    to those functions).
     """
-    candidates = (
-        (stop_loss_level(policy, side, entry), ExitKind.STOP_LOSS),
-        (staircase_level(policy, side, entry, hwm), ExitKind.STAIRCASE),
-        (trailing_level(policy, side, entry, hwm), ExitKind.TRAILING),
-    )
-    for level, kind in candidates:
-        if level is None:
-            continue
-        if stop is None or side.sign * (level - stop) > 0:
-            stop, source = level, kind
+    k = side.sign
+    rule = policy.stop_loss
+    if rule is not None:
+        level = entry * (ONE - k * rule.pct / HUNDRED)
+        if stop is None or k * (level - stop) > 0:
+            stop, source = level, ExitKind.STOP_LOSS
+    if hwm is None:
+        return stop, source
+    gain = k * (hwm - entry) * HUNDRED  # gain_reached(side, entry, hwm, pct): gain >= entry * pct
+    staircase = policy.staircase
+    if staircase is not None:
+        lock = None
+        for step in staircase.steps:
+            if not gain >= entry * step.at_gain_pct:
+                break
+            lock = entry * (ONE + k * step.lock_pct / HUNDRED)
+        if lock is not None and (stop is None or k * (lock - stop) > 0):
+            stop, source = lock, ExitKind.STAIRCASE
+    trailing = policy.trailing
+    if trailing is not None and gain >= entry * trailing.activate_gain_pct:
+        level = hwm * (ONE - k * trailing.trail_pct / HUNDRED)
+        if stop is None or k * (level - stop) > 0:
+            stop, source = level, ExitKind.TRAILING
     return stop, source

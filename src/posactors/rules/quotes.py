@@ -20,13 +20,22 @@ def quote_problem(quote: Quote, trigger: str, now: datetime, stale_after_s: floa
     ``crossed`` (bid > ask) is checked whatever the trigger, since a crossed
     book means the feed is wrong, not only one side of it.
     """
-    if _valid(quote.bid) and _valid(quote.ask) and quote.bid > quote.ask:
-        return "crossed"
-    if trigger_price(quote, trigger) is None:
-        return "bad_price"
+    return checked_price(quote, trigger, now, stale_after_s)[1]
+
+
+def checked_price(
+    quote: Quote, trigger: str, now: datetime, stale_after_s: float
+) -> tuple[Decimal | None, str | None]:
+    """The quote's trigger price and :func:`quote_problem`'s answer, in one look."""
+    bid, ask = quote.bid, quote.ask
+    if _valid(bid) and _valid(ask) and bid > ask:  # type: ignore[operator]
+        return None, "crossed"
+    price = trigger_price(quote, trigger)
+    if price is None:
+        return None, "bad_price"
     if (now - quote.time).total_seconds() > stale_after_s:
-        return "stale"
-    return None
+        return price, "stale"
+    return price, None
 
 
 def trigger_price(quote: Quote, trigger: str) -> Decimal | None:

@@ -14,6 +14,7 @@ from posactors.calendar import ExchangeCalendar
 from posactors.log import EventLog
 from posactors.policy import Config
 from posactors.runtime.clock import Clock
+from posactors.runtime.dispatcher import Dispatcher
 from posactors.runtime.messages import ExitEvent
 from posactors.runtime.tracker import Tracker
 
@@ -63,6 +64,7 @@ class RuntimeContext:
     broker: pykka.ActorRef | None = None
     quotes: pykka.ActorRef | None = None
     supervisor: pykka.ActorRef | None = None
+    dispatcher: Dispatcher | None = None  # runs the position actors
     listeners: list[Callable[[ExitEvent], None]] = field(default_factory=list)
     fatal: str | None = None  # set when an engine actor (not a position) died
 

@@ -29,6 +29,7 @@ from posactors.policy import Config
 from posactors.runtime.broker import BrokerActor
 from posactors.runtime.clock import Clock, RealClock, VirtualClock
 from posactors.runtime.context import Metrics, RuntimeContext
+from posactors.runtime.dispatcher import Dispatcher
 from posactors.runtime.messages import Drain, ExitEvent, Flush, Reconcile
 from posactors.runtime.position import PositionActor
 from posactors.runtime.quotes import Poll, PushQuotes, QuoteFanOut
@@ -39,7 +40,7 @@ from posactors.state import PositionState
 from posactors.store import ServiceLock, StateStore
 
 IDLE_TIMEOUT_S = 60.0
-SERVICE_SWITCH_INTERVAL_S = 0.1
+SERVICE_SWITCH_INTERVAL_S = 0.005
 
 
 def tune_process(switch_interval_s: float = SERVICE_SWITCH_INTERVAL_S) -> float:
@@ -47,12 +48,12 @@ def tune_process(switch_interval_s: float = SERVICE_SWITCH_INTERVAL_S) -> float:
 
     For the entry points that own their process (the service, the simulator's
     CLI), never on import: a bot embedding the library keeps its own setting.
-    With one thread per position, thousands of actor threads wait on the GIL at
-    once, and each waiter wakes every switch interval (5 ms by default) to ask
-    for it: a longer interval is fewer forced switches and fewer wake-ups. Actors
-    hand the GIL over themselves as soon as they wait on their inbox, so only
-    long stretches of pure Python (a fan-out of thousands of quotes) run longer
-    before others get a turn.
+    It was 100 ms while every position had a thread of its own (thousands of
+    waiters asking for the GIL every interval). On the dispatcher a process has
+    about ten threads, and the interval is how long a position's handler that
+    holds the GIL (pure Python stuck in a loop) keeps the other workers from
+    the exits they have in hand: Python's own 5 ms (benchmarks/README.md,
+    figure 7: 23 ms against 430 ms at 100 ms for the other position's exit).
     """
     old = sys.getswitchinterval()
     sys.setswitchinterval(switch_interval_s)
@@ -121,6 +122,12 @@ class Engine:
             listeners=self._listeners,
         )
         self.ctx = ctx
+        settings = self.config.engine
+        ctx.dispatcher = Dispatcher(
+            settings.dispatcher_threads,
+            settings.dispatcher_throughput,
+            on_stall=self._stalled,
+        )
         ctx.store = StoreActor.start(ctx, self.store, auto_flush=not self.virtual)
         ctx.broker = BrokerActor.start(ctx, self.broker, auto_drain=not self.virtual)
         ctx.quotes = QuoteFanOut.start(ctx, self.market_data)
@@ -138,6 +145,11 @@ class Engine:
             self.stop()
             raise
 
+    def _stalled(self, positions: list[str], seconds: float) -> None:
+        """Every dispatcher worker is stuck in one position's handler: say which."""
+        self.metrics.inc("dispatcher_stalls")
+        self.log.event("dispatcher_stalled", positions=positions, seconds=round(seconds, 3))
+
     def stop(self) -> None:
         """Flush state and stop every actor; safe to call twice."""
         ctx = self.ctx
@@ -147,6 +159,8 @@ class Engine:
         self.tracker.wait_idle(timeout=5)
         for ref in (ctx.supervisor, ctx.quotes, ctx.broker):
             _stop(ref)
+        if ctx.dispatcher is not None:  # its actors stopped with the supervisor
+            ctx.dispatcher.stop()
         if ctx.store is not None:
             with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
                 ctx.store.ask("flush", timeout=10)

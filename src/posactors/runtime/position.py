@@ -59,7 +59,7 @@ from posactors.runtime.messages import (
     Wake,
 )
 from posactors.runtime.quote_slot import QuoteSlot
-from posactors.runtime.tracker import TrackedActor
+from posactors.runtime.tracker import DispatchedTrackedActor
 from posactors.state import (
     PositionState,
     adopt_quantity,
@@ -108,13 +108,12 @@ def _material(state: PositionState) -> tuple:
     )
 
 
-class PositionActor(TrackedActor):
-    """See the module docstring: one position, its state, its timer, its failures."""
+class PositionActor(DispatchedTrackedActor):
+    """See the module docstring: one position, its state, its timer, its failures.
 
-    # Thousands of these: daemon threads keep Python's per-thread shutdown bookkeeping
-    # (scanned at every thread start and stop) out of start-up and shutdown. A process
-    # that dies without Engine.stop() loses nothing: every decision is already durable.
-    use_daemon_thread = True
+    Thousands of these run on the engine's dispatcher (a few threads): a handler
+    never blocks on another actor.
+    """
 
     def __init__(
         self,
@@ -124,7 +123,8 @@ class PositionActor(TrackedActor):
         slot: QuoteSlot,
         restored: bool = False,
     ) -> None:
-        super().__init__(ctx.tracker)
+        assert ctx.dispatcher is not None, "the engine's dispatcher runs position actors"
+        super().__init__(ctx.tracker, ctx.dispatcher)
         self.ctx = ctx
         self.restored = restored  # from a snapshot: nothing new to save at start
         self.closed = False
@@ -139,6 +139,7 @@ class PositionActor(TrackedActor):
         self._hwm_every = HWM_SNAPSHOT_S + offset
         self._timer: Timer | None = None
         self._timer_due: datetime | None = None
+        self._deadline_for: tuple | None = None  # the inputs of the deadline worked out last
         self._looked: datetime | None = None  # the last Wake's time: deadlines up to it are done
         self._bars_kept = tier_bars_needed(policy)
         self._stale_after = float(ctx.config.market_data.stale_after_s)
@@ -147,6 +148,9 @@ class PositionActor(TrackedActor):
         self._adopt_seen: tuple[Decimal, Decimal | None] | None = None
         # with a broker-held stop, any exit of ours goes with that stop cancelled for it
         self._unprotected_while_sent = wants_protective(policy)
+
+    def dispatch_name(self) -> str:
+        return self.state.position_id
 
     # --- lifecycle
     def on_start(self) -> None:
@@ -552,7 +556,29 @@ class PositionActor(TrackedActor):
         self._apply(Evaluation(self.state), now)
 
     # --- timers
+    def _deadline_inputs(self) -> tuple:
+        """What :func:`next_deadline` reads besides the clock (a quote changes none of it)."""
+        s = self.state
+        orders = (s.pending, s.protective, s.protective_prev)
+        return (s.qty, s.opened_at, s.deferred, s.approval, s.breaker, *orders,
+                s.tiers_done, s.tier_attempts, self._looked)  # fmt: skip
+
+    def _deadline_unchanged(self, now: datetime) -> bool:
+        """The deadline last worked out still holds: its inputs are the same (a quote changes
+        none of them) and the clock has not reached it. A deadline that depends on the clock
+        changes only when the clock reaches it, except the open or close a waiting exit
+        waits for: worked out again every time while something waits."""
+        last = self._deadline_for
+        if last is None or self.state.deferred is not None or self.state.approval is not None:
+            return False
+        if self._timer_due is not None and now >= self._timer_due:
+            return False
+        return last == self._deadline_inputs()  # mostly the same objects: C's identity check
+
     def _arm_timer(self, now: datetime) -> None:
+        if self._deadline_unchanged(now):
+            return
+        self._deadline_for = self._deadline_inputs()
         due = next_deadline(self.state, self.policy, now, self.ctx.calendar, since=self._looked)
         expires = approval_deadline(self.state, self.policy) if self.state.is_open else None
         if expires is not None and expires > now and (due is None or expires < due):

@@ -6,7 +6,7 @@ import threading
 from decimal import Decimal
 
 from posactors.model import Quote
-from posactors.rules.bands import Band, inside
+from posactors.rules.bands import Band, quote_inside
 from posactors.rules.quotes import trigger_price
 
 
@@ -48,7 +48,8 @@ class QuoteSlot:
         self.skipped = 0
 
     def _quiet(self, quote: Quote | None) -> bool:
-        if quote is None or self._band is None:
+        band = self._band
+        if quote is None or band is None:
             return False
         bid, ask = quote.bid, quote.ask
         if (
@@ -59,7 +60,7 @@ class QuoteSlot:
             and bid > ask
         ):
             return False  # a crossed book is counted by the actor
-        return inside(self._band, trigger_price(quote, self._trigger))
+        return quote_inside(band, quote, self._trigger)
 
     def put(self, quote: Quote, received: float, cycle: int = 0) -> bool:
         """Store ``quote``; True when the actor must be told (it is not already due to read)."""

@@ -14,14 +14,25 @@ the batch is kept, with everything that queues behind it, and tried again every
 ``RETRY_S``; exits wait, and the failure is logged, counted and alerted once.
 A restart waits for the store too (its snapshot must include what is held).
 A batch refused for its own content (a bad op: a bug) is dropped and logged.
+
+It also prunes the journal (:class:`PruneJournal`): ``PRUNE_FIRST_S`` after the
+start (after the recovery, never in the way of the first orders) and then every
+``PRUNE_EVERY``, by timers, the finished intents last updated more than
+``engine.journal_horizon_days`` ago leave it, ``PRUNE_BATCH`` entries looked at per
+write transaction, each step a message of its own, so that whatever queues
+meanwhile (an intent to persist) waits for one step at most. Open intents and
+history are never pruned.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from posactors.model import OrderUpdate
+from posactors.runtime.clock import Timer
 from posactors.runtime.context import RuntimeContext
 from posactors.runtime.messages import (
     ExitEvent,
@@ -35,6 +46,23 @@ from posactors.runtime.tracker import TrackedActor
 from posactors.store import StateStore, StoreError, StoreUnavailable, journal_status
 
 RETRY_S = 5.0
+PRUNE_FIRST_S = 60.0  # the first pruning of the journal, this long after the start
+PRUNE_EVERY = timedelta(days=1)
+PRUNE_BATCH = 2000  # journal entries looked at per write transaction (~10 ms)
+
+
+@dataclass(frozen=True, slots=True)
+class PruneJournal:
+    """Prune the journal now (its timer sends it); then again in ``PRUNE_EVERY``."""
+
+
+@dataclass(frozen=True, slots=True)
+class _PruneStep:
+    before: datetime  # finished entries last updated before this leave the journal
+    after: str | None  # the last key looked at (None: the journal's start)
+    deleted: int = 0
+    batches: int = 0
+    began: float = 0.0  # monotonic seconds, for the log line only
 
 
 class StoreActor(TrackedActor):
@@ -51,6 +79,13 @@ class StoreActor(TrackedActor):
         self._restores: list[str] = []  # waiting for the store to write again
         self._retry_armed = False
         self.failed: str | None = None
+        self._pruning = False
+        self._prune_timer: Timer | None = None
+
+    def on_start(self) -> None:
+        if self.store.upgraded is not None:
+            self.ctx.log.event("state_store_upgraded", **self.store.upgraded)
+        self._arm_prune(self.ctx.clock.now() + timedelta(seconds=PRUNE_FIRST_S))
 
     def on_core_failure(self, error: BaseException | None) -> None:
         self.ctx.core_failed("StoreActor", error)
@@ -75,6 +110,10 @@ class StoreActor(TrackedActor):
             self._flush()
         elif isinstance(message, JournalStatus):
             self._journal_status(message.update)
+        elif isinstance(message, PruneJournal):
+            self._prune_begin()
+        elif isinstance(message, _PruneStep):
+            self._prune_step(message)
         elif message == "flush":  # ask(): tests and shutdown
             self._flush()
         elif message == "buffered":
@@ -146,3 +185,45 @@ class StoreActor(TrackedActor):
             ref, tracker = self.actor_ref, self.ctx.tracker
             due = self.ctx.clock.now() + timedelta(seconds=RETRY_S)
             self.ctx.clock.call_at(due, lambda: tracker.tell(ref, Flush(retry=True)))
+
+    # --- pruning the journal
+
+    def _prune_begin(self) -> None:
+        if self._pruning:  # a round is under way
+            return
+        self._pruning = True
+        horizon = timedelta(days=int(self.ctx.config.engine.journal_horizon_days))
+        self._prune_step(_PruneStep(self.ctx.clock.now() - horizon, None, began=time.monotonic()))
+
+    def _prune_step(self, step: _PruneStep) -> None:
+        try:
+            deleted, after = self.store.prune_journal(step.before, step.after, PRUNE_BATCH)
+        except StoreError as exc:  # tried again at the next round
+            self.ctx.metrics.inc("store_errors")
+            self.ctx.log.event("journal_prune_failed", error=str(exc), deleted=step.deleted)
+            self._prune_end()
+            return
+        step = replace(step, after=after, deleted=step.deleted + deleted, batches=step.batches + 1)
+        if after is not None:
+            self.tell(self.actor_ref, step)  # behind what queued meanwhile
+            return
+        if step.deleted:
+            self.ctx.metrics.inc("journal_pruned", step.deleted)
+            self.ctx.log.event(
+                "journal_pruned",
+                deleted=step.deleted,
+                updated_before=step.before.isoformat(),
+                batches=step.batches,
+                seconds=round(time.monotonic() - step.began, 3),
+            )
+        self._prune_end()
+
+    def _prune_end(self) -> None:
+        self._pruning = False
+        self._arm_prune(self.ctx.clock.now() + PRUNE_EVERY)
+
+    def _arm_prune(self, due: datetime) -> None:
+        if self._prune_timer is not None:
+            self._prune_timer.cancel()
+        ref, tracker = self.actor_ref, self.ctx.tracker
+        self._prune_timer = self.ctx.clock.call_at(due, lambda: tracker.tell(ref, PruneJournal()))

@@ -110,13 +110,12 @@ class Supervisor(TrackedActor):
         self.handed_in: list[Position] = []  # Track()ed before that listing
         self.peak_equity: Decimal | None = None
         self.kill_switch: dict | None = None
-        self.closed_ids: set[str] = set()  # positions closed (history): never an id again
+        self.closed_ids: set[str] = set()  # closed in this run (the store knows the others)
 
     def on_start(self) -> None:
         self.parking = Parking(self.ctx, self.actor_ref)
         try:
             self.snapshots: dict[str, PositionState] | None = self.store.snapshots()
-            self.closed_ids = {str(h.get("position_id")) for h in self.store.history()}
         except Exception as exc:  # pykka calls no on_failure for on_start: say it here
             self.ctx.core_failed("Supervisor", exc)
             raise
@@ -184,9 +183,14 @@ class Supervisor(TrackedActor):
             self.ctx.tell(self.ctx.broker, Resolve(intent, self.actor_ref, resend=False))
 
     def on_stop(self) -> None:
+        # all asked at once, then awaited: the dispatcher stops thousands in one pass
+        stopping = []
         for ref in list(self.actors.values()):
+            with contextlib.suppress(pykka.ActorDeadError):
+                stopping.append(ref.stop(block=False))
+        for future in stopping:
             with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
-                ref.stop(block=True, timeout=5)
+                future.get(timeout=5)
         super().on_stop()
 
     def on_core_failure(self, error: BaseException | None) -> None:
@@ -358,9 +362,10 @@ class Supervisor(TrackedActor):
     def _fresh_id(self, state: PositionState) -> PositionState:
         """A position listed again after posactors closed it (shares it did not know of
         were left: Alpaca's opening time, hence the id, is unchanged) is a new one: a new
-        id, so that none of the closed position's client order ids is used again."""
+        id, so that none of the closed position's client order ids is used again. A closed
+        id is a key lookup in the store's index of closed positions, never a read of history."""
         pid, n = state.position_id, 1
-        while pid in self.closed_ids:
+        while pid in self.closed_ids or self.store.was_closed(pid):
             n += 1
             pid = f"{state.position_id}.{n}"
         return state if n == 1 else evolve(state, position_id=pid)

@@ -41,6 +41,8 @@ from typing import Any
 
 import pykka
 
+from posactors.runtime.dispatcher import DispatchedActor, Dispatcher
+
 
 class _Tracked:
     __slots__ = ("payload",)
@@ -131,37 +133,22 @@ class _QuickThread(threading.Thread):
             raise
 
 
-class TrackedActor(pykka.ThreadingActor):
-    """A pykka actor whose messages are counted by a :class:`Tracker`.
+class _Counted:
+    """What makes an actor's messages counted (see :class:`TrackedActor`)."""
 
-    Subclasses implement :meth:`handle`. A message counts as done after
-    ``handle`` returns or raises; when the actor stops, what is left in its
-    inbox counts as done too (it will never be handled). ``ask`` works as
-    usual (for tests and shutdown) and is not counted.
-    """
+    tracker: Tracker
+    actor_inbox: Any
 
-    def __init__(self, tracker: Tracker) -> None:
-        super().__init__()
-        self.tracker = tracker
-
-    @staticmethod
-    def _create_actor_inbox() -> Any:
-        return queue.SimpleQueue()
-
-    def _start_actor_loop(self) -> None:
-        if not self.use_daemon_thread:  # engine actors: the usual start
-            super()._start_actor_loop()
-            return
-        name = f"{type(self).__name__}-{next(_thread_ids)}"
-        _QuickThread(target=self._actor_loop, name=name, daemon=True).start()
+    def _handle_receive(self, message: Any) -> Any:
+        if message.__class__ is _Tracked:  # most messages: no need to ask pykka what it is
+            try:
+                return self.handle(message.payload)
+            finally:
+                self.tracker.done()
+        return super()._handle_receive(message)  # type: ignore[misc]
 
     def on_receive(self, message: Any) -> Any:
-        if not isinstance(message, _Tracked):
-            return self.handle(message)
-        try:
-            return self.handle(message.payload)
-        finally:
-            self.tracker.done()
+        return self.handle(message)
 
     def handle(self, message: Any) -> Any:
         raise NotImplementedError
@@ -188,4 +175,39 @@ class TrackedActor(pykka.ThreadingActor):
             self.actor_inbox.put(envelope)
         if dropped:
             self.tracker.done(dropped)
-        super()._actor_loop_teardown()
+        super()._actor_loop_teardown()  # type: ignore[misc]
+
+
+class TrackedActor(_Counted, pykka.ThreadingActor):
+    """A pykka actor whose messages are counted by a :class:`Tracker`, on a thread of its own
+    (the engine's actors: fan-out, broker, store, supervisor).
+
+    Subclasses implement :meth:`handle`. A message counts as done after
+    ``handle`` returns or raises; when the actor stops, what is left in its
+    inbox counts as done too (it will never be handled). ``ask`` works as
+    usual (for tests and shutdown) and is not counted.
+    """
+
+    def __init__(self, tracker: Tracker) -> None:
+        super().__init__()
+        self.tracker = tracker
+
+    @staticmethod
+    def _create_actor_inbox() -> Any:
+        return queue.SimpleQueue()
+
+    def _start_actor_loop(self) -> None:
+        if not self.use_daemon_thread:  # engine actors: the usual start
+            super()._start_actor_loop()
+            return
+        name = f"{type(self).__name__}-{next(_thread_ids)}"
+        _QuickThread(target=self._actor_loop, name=name, daemon=True).start()
+
+
+class DispatchedTrackedActor(_Counted, DispatchedActor):
+    """A counted actor run on a :class:`~posactors.runtime.dispatcher.Dispatcher`
+    (the positions: thousands of them on a few threads)."""
+
+    def __init__(self, tracker: Tracker, dispatcher: Dispatcher) -> None:
+        super().__init__(dispatcher)
+        self.tracker = tracker
