@@ -284,9 +284,10 @@ def figures(
             posactors["network_ms"] / (LATENCY_S * 1000),
             "x latency",
             baseline=None if seed is None else seed["network_ms"] / (LATENCY_S * 1000),
+            ratio=None if seed is None else seed["network_ms"] / posactors["network_ms"],
             note=f"wall time with a quote request in flight / the {LATENCY_S * 1000:g} ms "
-            f"injected; {math.ceil(expected / max_concurrent)} rounds of "
-            f"max_concurrent_requests = {max_concurrent}",
+            f"injected; {expected} requests, at most {max_concurrent} at once: "
+            f"{math.ceil(expected / max_concurrent)} latencies at least",
         ),
     ]
     target_engine = n == 500
