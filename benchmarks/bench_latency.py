@@ -119,8 +119,8 @@ def figures(n: int, stats: dict[str, Any]) -> list[dict[str, Any]]:
             f"quote_to_order_ms_p99_{n}",
             stats["p99_ms"],
             "ms",
-            target="< 50 ms" if small else None,
-            met=stats["p99_ms"] < 50 if small else None,
+            target="< 20 ms" if small else None,
+            met=stats["p99_ms"] < 20 if small else None,
         ),
         figure(
             f"push_to_submit_ms_p50_{n}",

@@ -79,10 +79,10 @@ PLANS: dict[str, dict[str, Any]] = {
     "full": {
         "cycle_reps": {100: 9, 500: 7, 5000: 5},
         "seed_reps": {100: 5, 500: 3, 5000: 1},  # 5,000: ~2 minutes for one cycle
-        "fanout_reps": {500: 15, 5000: 7},
+        "fanout_reps": {500: 15, 5000: 7, 50000: 3},
         "naive_reps": {500: 7, 5000: 7},
         "latency_s": 10,
-        "recovery_runs": {500: 3, 5000: 3},
+        "recovery_runs": {500: 3, 5000: 3, 50000: 1},
         "year": {"entries": 1_000_000, "runs": 3},
         "store": {"group_m": 10000, "single_m": 500, "reps": 5},
         "memory_fresh": (5000, 50000),
@@ -90,8 +90,7 @@ PLANS: dict[str, dict[str, Any]] = {
         "floor_samples": profile_floor.PLANS["full"]["samples"],
     },
 }
-FANOUT_NS = (500, 5000)
-REAL_NS = (500, 5000)
+LATENCY_MAX_N = 5000  # the latency figure's feeder cannot keep a pace at 50,000
 YEAR_N = 5000  # recovery after a year of history, at this N
 YEAR_ENTRIES = 1_000_000  # the issue's "about a million journal entries"
 
@@ -132,9 +131,10 @@ def cycles_and_fanout(plan: dict[str, Any], only: set[str], results: Results) ->
             header("figure 1: the seed design (one request per position, one at a time)")
             for n, reps in sorted(plan["seed_reps"].items()):
                 seeds[n] = bench_cycle.measure_seed(server, config, n, reps, sim_account(n))
-        for n in sorted({*cycle_ns, *(FANOUT_NS if do_fanout else ())}):
+        fanout_ns = tuple(plan["fanout_reps"]) if do_fanout else ()
+        for n in sorted({*cycle_ns, *fanout_ns}):
             cycle_here = n in cycle_ns
-            fanout_here = do_fanout and n in FANOUT_NS
+            fanout_here = n in fanout_ns
             if not cycle_here and not fanout_here:
                 continue
             header(f"figures 1-2: engine in virtual time, {n:,} positions")
@@ -186,7 +186,7 @@ def cycles_and_fanout(plan: dict[str, Any], only: set[str], results: Results) ->
 def real_time(plan: dict[str, Any], only: set[str], results: Results) -> None:
     """Figures 3, 5 and 6: restarts in fresh processes, the last one timing latency."""
     memory_run = None
-    for n in REAL_NS:
+    for n in plan["recovery_runs"]:
         runs_wanted = plan["recovery_runs"][n] if "recovery" in only else 1
         year = YearOfHistory(plan["year"], n) if n == YEAR_N and "recovery" in only else None
         with (
@@ -200,7 +200,7 @@ def real_time(plan: dict[str, Any], only: set[str], results: Results) -> None:
                     year.restart()
                 last = i == runs_wanted - 1
                 args: dict[str, Any] = {"n": n, "state_dir": state_dir}
-                if last and "latency" in only:
+                if last and "latency" in only and n <= LATENCY_MAX_N:
                     args |= {"latency_s": plan["latency_s"], "crossing_per_s": max(10, n // 100)}
                 header(f"figures 3, 5, 6: restart in real time, {n:,} positions (fresh process)")
                 runs.append(run_child("bench_recovery", args))
@@ -212,7 +212,8 @@ def real_time(plan: dict[str, Any], only: set[str], results: Results) -> None:
                 results.extend(year.figures(runs))
         if "latency" in only and "latency" in runs[-1]:
             results.extend(bench_latency.figures(n, runs[-1]["latency"]))
-        memory_run = runs[0]
+        if n == 5000 or memory_run is None:  # the per-actor figure at 5,000, as before
+            memory_run = runs[0]
     if "memory" in only and memory_run is not None:
         fresh = []
         for n in plan["memory_fresh"]:

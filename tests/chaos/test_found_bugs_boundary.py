@@ -226,3 +226,35 @@ def test_shares_added_elsewhere_while_a_tier_works_get_the_stop(tmp_path):
     assert tier_order.client_order_id in live  # the tier still works, unfilled
     [stop] = [r for r in live.values() if is_own_stop(r.client_order_id)]
     assert stop.qty == 100  # 150 held, 50 of them in the tier
+
+
+def test_shares_added_to_a_parked_position_get_a_stop_once_its_own_stop_filled(tmp_path):
+    """A parked position keeps its broker stop, for the 100 shares it knew. The trader
+    bought 50 more; then the price fell and the stop sold its 100. The parking saw its
+    state close and did nothing more: nobody wrote it closed, the 50 shares the broker
+    still held were nobody's, and they had no stop for the rest of the week (the week
+    soak's Z00987). A parked position whose stop closes it is closed (history written,
+    snapshot gone), so the shares left are a new position with a stop of its own."""
+    sim = account(tmp_path, 1)
+    engine = make_engine(tmp_path, sim, config_of({"stop_loss": BROKER_STOP}), Poisoned)
+    wiggle = {i: {"S000": "100.5" if i % 2 else "100"} for i in range(1, 30)}
+    engine.start()
+    try:
+        run(engine, sim, 3)
+        Poisoned.poisoned = True
+        run(engine, sim, 20, wiggle)
+        assert [p.split("-")[0] for p in engine.status()["parked"]] == ["S000"]
+        sim.open_position("S000", Side.LONG, Decimal(50), Decimal(100), sim.now)  # elsewhere
+        run(engine, sim, 5)
+        Poisoned.poisoned = False  # a new position's actor is a healthy one
+        run(engine, sim, 300, {1: {"S000": "91"}, 2: {"S000": "100"}})  # the stop sells its 100
+        parked = engine.status()["parked"]
+    finally:
+        Poisoned.poisoned = False
+        engine.stop()
+    [position] = sim.list_positions()
+    [(stop, _)] = sim.open_orders()
+    assert position.qty == 50 and is_own_stop(stop.client_order_id) and stop.qty == 50
+    assert parked == {}
+    used = [o["client_order_id"] for o in sim.order_log()]
+    assert len(used) == len(set(used))

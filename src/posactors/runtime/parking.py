@@ -28,10 +28,11 @@ from posactors.runtime.messages import (
     JournalStatus,
     Own,
     Persist,
+    PositionClosed,
     Resolve,
     SendExit,
 )
-from posactors.runtime.position import journal_entry
+from posactors.runtime.position import history_record, journal_entry
 from posactors.state import PositionState, apply_order_update, observe_account
 
 MAX_ATTEMPTS = 5
@@ -95,7 +96,9 @@ class Parking:
             if position_qty is not None:
                 held = state.foreign_held if foreign_held is None else foreign_held
                 state = observe_account(state, position_qty, held)
-            if state.is_open and state.protective is None:  # refused, or ended unfilled
+            if not state.is_open:
+                self._closed(state)
+            elif state.protective is None:  # refused, or ended unfilled
                 self._protect(state)
             return
         wait = self.waiting.get(coid)
@@ -105,14 +108,35 @@ class Parking:
         ended = update.status.is_terminal
         if ended:  # later updates of an order still working keep coming here
             del self.waiting[coid]
-        if coid in wait.kinds and (ended or wait.kinds[coid] == "stop"):  # an exit: once ended
+        if not wait.state.is_open:  # its stop (or its exit) sold what it knew of
+            for other in wait.kinds:
+                self.waiting.pop(other, None)
+            wait.kinds.clear()
+            self._closed(wait.state)
+        elif coid in wait.kinds and (ended or wait.kinds[coid] == "stop"):  # an exit: ended
             del wait.kinds[coid]
-            if not wait.kinds and wait.state.is_open:
+            if not wait.kinds:
                 self._settle(wait)
-        elif ended and coid == wait.kept and wait.state.is_open:
+        elif ended and coid == wait.kept:
             # the stop left live is gone after all (a raise replaced it, then was refused)
             wait.kept = None
             self._settle(wait)
+
+    def _closed(self, state: PositionState) -> None:
+        """Its stop sold what it knew of: the parked position is closed, as its actor would
+        have closed it (history, snapshot gone), and the Supervisor forgets it. Shares the
+        broker still lists (bought elsewhere meanwhile) are then a new position, with a
+        new id and a stop of its own."""
+        now = self.ctx.clock.now()
+        pid = state.position_id
+        self.attempts.pop(pid, None)
+        self.ctx.log.event("parked_position_closed", position=pid, pnl=state.realized_pnl)
+        self.ctx.emit(ExitEvent("closed", pid, state.symbol, {"pnl": state.realized_pnl}))
+        ops = (
+            ("history", f"{now.isoformat()}|{pid}", history_record(state, now)),
+            ("snapshots", pid, None),
+        )
+        self.ctx.tell(self.ctx.store, Persist(ops, ((self.owner, PositionClosed(state)),)))
 
     def _settle(self, wait: _Waiting) -> None:
         """All answered: protect the position, or remember the live stop it keeps."""

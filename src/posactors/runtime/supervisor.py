@@ -217,6 +217,8 @@ class Supervisor(TrackedActor):
             self._restored(message)
         elif isinstance(message, PositionClosed):
             self._retire(message.state)
+            if self.parked.pop(message.state.position_id, None) is not None:  # its stop sold it
+                self.ctx.tell(self.ctx.store, _park(self.parked))
         elif isinstance(message, OrderEvent):  # a parked position's orders
             self.parking.on_update(message.update, message.position_qty, message.foreign_held)
         elif message == "actors":

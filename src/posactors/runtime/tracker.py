@@ -139,12 +139,21 @@ class _Counted:
     tracker: Tracker
     actor_inbox: Any
 
+    _owed = 0  # messages whose handler raised: done once the failure has been told
+
     def _handle_receive(self, message: Any) -> Any:
         if message.__class__ is _Tracked:  # most messages: no need to ask pykka what it is
             try:
-                return self.handle(message.payload)
-            finally:
-                self.tracker.done()
+                result = self.handle(message.payload)
+            except BaseException:
+                # counted done only after on_failure (the actor then stops: its teardown),
+                # so that what on_failure sends (the supervisor's restart) is in flight
+                # before this message leaves the count: a driver never sees an idle moment
+                # between the failure and the restart
+                self._owed += 1
+                raise
+            self.tracker.done()
+            return result
         return super()._handle_receive(message)  # type: ignore[misc]
 
     def on_receive(self, message: Any) -> Any:
@@ -173,6 +182,7 @@ class _Counted:
                 remaining.append(envelope)
         for envelope in remaining:
             self.actor_inbox.put(envelope)
+        dropped, self._owed = dropped + self._owed, 0
         if dropped:
             self.tracker.done(dropped)
         super()._actor_loop_teardown()  # type: ignore[misc]
