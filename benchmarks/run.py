@@ -64,7 +64,7 @@ FIGURES = ("cycle", "fanout", "latency", "store", "recovery", "memory", "starvat
 
 PLANS: dict[str, dict[str, Any]] = {
     "quick": {
-        "cycle_reps": {100: 3, 500: 3},  # 5,000: full mode only
+        "cycle_reps": {100: 3, 500: 3, 5000: 2},  # 5,000: a few cycles
         "seed_reps": {100: 3},  # larger N: extrapolated per position
         "fanout_reps": {500: 5, 5000: 3},
         "naive_reps": {500: 2},  # 5,000 plain actors cost ~10 s to start and stop
@@ -162,6 +162,7 @@ def cycles_and_fanout(plan: dict[str, Any], only: set[str], results: Results) ->
                                 seeds[measured]["cycle_ms"] / measured,
                                 measured,
                                 batch,
+                                config.market_data.max_concurrent_requests,
                             )
                         )
                     if fanout_here:

@@ -5,12 +5,16 @@ It speaks the paths and JSON shapes alpaca-py uses (trading: account, clock, pos
 orders; data: snapshots, latest quotes, bars) and keeps an account whose orders match
 against prices the test sets (``set_price``). Any key pair is accepted, but both
 headers must be present. Faults are armed per method and path prefix and used up in
-order::
+order (``symbol``: only requests that ask for that symbol)::
 
     with AlpacaServer() as server:
         server.set_position("AAPL", 100, "150")
         server.fail_next("POST", "/v2/orders", status=500)
         server.timeout_after_acting("POST", "/v2/orders", hold_s=1.0)
+
+``peak_in_flight[path]`` is the most requests to ``path`` it was answering at once;
+``hold_until_concurrent`` makes requests to a path wait until that many are in flight
+(so a test sees concurrency as a behaviour, not as a timing).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -49,6 +54,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     act: bool = False
+    symbol: str | None = None  # only requests whose ``symbols`` include it
 
 
 class AlpacaServer:
@@ -61,6 +67,10 @@ class AlpacaServer:
         self.data_hub = DataStreamHub()
         self.book = Book(self.now, self._event)
         self.faults: list[Fault] = []
+        self.in_flight: Counter[str] = Counter()  # requests being answered, by path
+        self.peak_in_flight: Counter[str] = Counter()
+        self._gates: dict[str, tuple[int, float]] = {}
+        self._flight = threading.Condition(self.lock)
         self.requests: list[tuple[str, str]] = []
         self.bodies: list[tuple[str, str, bytes]] = []  # requests that had a body
         self.bars_page_max = 10_000
@@ -267,18 +277,29 @@ class AlpacaServer:
             self.faults.append(fault)
 
     def fail_next(
-        self, method: str, path: str, status: int = 500, times: int = 1, body: Any = None
+        self,
+        method: str,
+        path: str,
+        status: int = 500,
+        times: int = 1,
+        body: Any = None,
+        symbol: str | None = None,
     ) -> None:
         """Answer ``status`` without acting (a 5xx before the request reached the book)."""
         body = body if body is not None else {"code": 50010000, "message": "internal error"}
-        self.arm(Fault(method, path, times, status, body))
+        self.arm(Fault(method, path, times, status, body, symbol=symbol))
 
     def rate_limit_next(
-        self, method: str, path: str, retry_after: str = "2", times: int = 1
+        self,
+        method: str,
+        path: str,
+        retry_after: str = "2",
+        times: int = 1,
+        symbol: str | None = None,
     ) -> None:
         headers = {"Retry-After": retry_after, "X-Ratelimit-Remaining": "0"}
         body = {"code": 42910000, "message": "rate limit exceeded"}
-        self.arm(Fault(method, path, times, 429, body, headers))
+        self.arm(Fault(method, path, times, 429, body, headers, symbol=symbol))
 
     def timeout_after_acting(self, method: str, path: str, hold_s: float) -> None:
         """Carry the request out, then hold the answer ``hold_s`` (longer than the
@@ -307,15 +328,43 @@ class AlpacaServer:
         """Answer ``body`` (bytes as they are, anything else as JSON, NaN allowed)."""
         self.arm(Fault(method, path, times, status, body))
 
-    def _take_fault(self, method: str, path: str) -> Fault | None:
+    def _take_fault(self, method: str, path: str, symbols: Iterable[str] = ()) -> Fault | None:
         with self.lock:
             for fault in self.faults:
-                if fault.method in (method, "*") and path.startswith(fault.path):
+                if (
+                    fault.method in (method, "*")
+                    and path.startswith(fault.path)
+                    and (fault.symbol is None or fault.symbol in symbols)
+                ):
                     fault.times -= 1
                     if fault.times <= 0:
                         self.faults.remove(fault)
                     return fault
         return None
+
+    # --- concurrency
+    def hold_until_concurrent(self, path: str, n: int, timeout_s: float = 5.0) -> None:
+        """Requests to ``path`` wait (at most ``timeout_s``) until ``n`` have been in
+        flight at once; ``n`` 0 lifts the hold."""
+        with self._flight:
+            if n:
+                self._gates[path] = (n, timeout_s)
+            else:
+                self._gates.pop(path, None)
+            self._flight.notify_all()
+
+    def _enter(self, path: str) -> None:
+        with self._flight:
+            self.in_flight[path] += 1
+            self.peak_in_flight[path] = max(self.peak_in_flight[path], self.in_flight[path])
+            self._flight.notify_all()
+            gate = self._gates.get(path)
+            if gate is not None:
+                self._flight.wait_for(lambda: self.peak_in_flight[path] >= gate[0], gate[1])
+
+    def _leave(self, path: str) -> None:
+        with self._flight:
+            self.in_flight[path] -= 1
 
     # --- stream
     def drop_streams(self) -> None:

@@ -231,9 +231,17 @@ class Handler(BaseHTTPRequestHandler):
         if not self.headers.get("APCA-API-KEY-ID") or not self.headers.get("APCA-API-SECRET-KEY"):
             self._send(401, {"code": 40110000, "message": "request is not authorized"})
             return
+        app._enter(path)
+        try:
+            self._answer(method, path, query, raw)
+        finally:
+            app._leave(path)
+
+    def _answer(self, method: str, path: str, query: dict[str, str], raw: bytes) -> None:
+        app = self.app
         if app.latency_s:
             time.sleep(app.latency_s)
-        fault = app._take_fault(method, path)
+        fault = app._take_fault(method, path, _symbols(query))
         if fault is not None and not fault.act:
             time.sleep(fault.delay_s)
             self._send(fault.status or 500, fault.body, fault.headers)

@@ -233,6 +233,11 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "A quote older than this many seconds triggers nothing (and is counted).",
         "stale_after_s: 15",
     ),
+    "MarketDataSettings.max_concurrent_requests": (
+        "Requests of one poll (its `batch_size` chunks) in flight at once; 1 sends them "
+        "one after another.",
+        "max_concurrent_requests: 2",
+    ),
     "BrokerSettings.rate_limit_per_min": (
         "Most broker requests a minute (Alpaca allows 200).",
         "rate_limit_per_min: 150",
@@ -301,7 +306,8 @@ exits:
 overrides:
   AAPL: {stop_loss: {pct: 5}}""",
     "market_data": (
-        "market_data: {source: poll, poll_interval_s: 1.0, batch_size: 200, stale_after_s: 10}"
+        "market_data: {source: poll, poll_interval_s: 1.0, batch_size: 200, stale_after_s: 10,\n"
+        "              max_concurrent_requests: 4}"
     ),
     "broker": "broker: {rate_limit_per_min: 200, request_timeout_s: 5}",
     "engine": (

@@ -1,6 +1,7 @@
 """QuoteFanOut: owns the market-data source and feeds each position actor its own quotes.
 
-Polls batched quotes (``batch_size`` symbols a request) every
+Polls batched quotes (``batch_size`` symbols a request, up to
+``max_concurrent_requests`` of them in flight at once, see :class:`FetchPool`) every
 ``poll_interval_s``, keeps the last quote sent per symbol, and tells an actor
 only when its own symbol's quote changed. Delivery is coalesced through each
 actor's :class:`~posactors.runtime.position.QuoteSlot`: an actor that is busy
@@ -15,19 +16,26 @@ minute's end, ``BAR_SETTLE_S`` later), in virtual time at the first poll of a
 minute; and a symbol that subscribes gets its latest completed bars at once
 (one request for all the symbols that subscribed since the last fetch), so a
 spike in the bar completed just before a start is judged.
+
+A request that fails loses only its own chunk: the others' quotes and bars are
+delivered (in chunk order, so a simulated run is the same every time), the poll counts
+as failed, and the next poll asks for every symbol again.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pykka
 
 from posactors.model import Bar, MarketData, Quote
 from posactors.runtime.context import RuntimeContext
+from posactors.runtime.fetch_pool import FetchPool
 from posactors.runtime.messages import BarsUpdate, QuoteReady
 from posactors.runtime.quote_slot import QuoteSlot
 from posactors.runtime.tracker import TrackedActor
@@ -78,6 +86,17 @@ class PushQuotes:
 _READY = QuoteReady()  # carries nothing: one instance serves every tell
 
 
+@dataclass(slots=True)
+class _Fetched:
+    """What one round of requests brought: quotes and new bars in chunk order, and the
+    failures (the first is reported)."""
+
+    requests: int
+    quotes: list[Quote] = field(default_factory=list)
+    bars: dict[str, list[Bar]] = field(default_factory=dict)
+    errors: list[Exception] = field(default_factory=list)
+
+
 def chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -104,8 +123,13 @@ class QuoteFanOut(TrackedActor):
         self._batch = settings.batch_size
         self._interval = float(settings.poll_interval_s)
         self._stale_after = timedelta(seconds=float(settings.stale_after_s))
+        self._pool = FetchPool(settings.max_concurrent_requests, "market-data")
+
+    def on_stop(self) -> None:
+        self._pool.close()
 
     def on_core_failure(self, error: BaseException | None) -> None:
+        self._pool.close()
         self.ctx.core_failed("QuoteFanOut", error)
 
     def handle(self, message: Any) -> Any:
@@ -171,18 +195,13 @@ class QuoteFanOut(TrackedActor):
         symbols, self._new = sorted(self._new), set()
         if self.source is None or not symbols:
             return
-        if self._real_time:  # in virtual time the next step polls them
-            received = time.monotonic()
-            try:
-                quotes: list[Quote] = []
-                for chunk in chunks(symbols, self._batch):
-                    self.ctx.metrics.inc("quote_requests")
-                    quotes.extend(self.source.latest_quotes(chunk).values())
-            except Exception as exc:  # a data outage: the next poll asks again
-                self._failed(exc)
-            else:
-                self._deliver(quotes, received)
-        self._bars(sorted(self._bars_new))
+        received = time.monotonic()
+        # in virtual time the next step polls their quotes
+        fetched = self._fetch(symbols if self._real_time else [], sorted(self._bars_new))
+        if fetched.errors:  # a data outage: the next poll asks again
+            self._failed(fetched.errors[0], fetched)
+        self._deliver(fetched.quotes, received)
+        self._send_bars(fetched.bars)
 
     def _poll(self) -> None:
         if self.source is None or not self.subscribers:
@@ -190,23 +209,47 @@ class QuoteFanOut(TrackedActor):
         symbols = sorted(self.subscribers)
         received = time.monotonic()
         self.cycle += 1
-        quotes: list[Quote] = []
-        try:
-            for chunk in chunks(symbols, self._batch):
-                self.ctx.metrics.inc("quote_requests")
-                quotes.extend(self.source.latest_quotes(chunk).values())
-            bars = {} if self._real_time else self._fetch_bars()
-        except Exception as exc:  # a data outage: count it, keep polling
-            self._failed(exc)
-            return
-        if self.consecutive_errors >= self.ctx.config.engine.max_consecutive_errors:
-            self.ctx.log.event("data_recovered", cycle=self.cycle, after=self.consecutive_errors)
-        self.consecutive_errors = 0
-        self.ctx.metrics.inc("cycles")
-        self._deliver(quotes, received)
-        self._send_bars(bars)
+        fetched = self._fetch(symbols, [] if self._real_time else self._bars_due())
+        if fetched.errors:  # count it, deliver what arrived; the next poll asks again
+            self._failed(fetched.errors[0], fetched)
+        else:
+            if self.consecutive_errors >= self.ctx.config.engine.max_consecutive_errors:
+                self.ctx.log.event(
+                    "data_recovered", cycle=self.cycle, after=self.consecutive_errors
+                )
+            self.consecutive_errors = 0
+            self.ctx.metrics.inc("cycles")
+        self._deliver(fetched.quotes, received)
+        self._send_bars(fetched.bars)
 
-    def _failed(self, exc: Exception) -> None:
+    def _fetch(self, quote_symbols: list[str], bar_symbols: list[str]) -> _Fetched:
+        """The quotes of ``quote_symbols`` and the new bars of ``bar_symbols``: their
+        chunks' requests in flight together (see :class:`FetchPool`), what arrived read
+        in chunk order, what failed collected (its symbols are asked again next time)."""
+        source = self.source
+        assert source is not None
+        calls: list[Callable[[], Any]] = []
+        for chunk in chunks(quote_symbols, self._batch):
+            self.ctx.metrics.inc("quote_requests")
+            calls.append(partial(source.latest_quotes, chunk))
+        quote_calls = len(calls)
+        if bar_symbols:
+            self._bars_new.difference_update(bar_symbols)
+            limit = max(self.bars_needed[s] for s in bar_symbols)
+            for chunk in chunks(bar_symbols, self._batch):
+                self.ctx.metrics.inc("bar_requests")
+                calls.append(partial(source.minute_bars, chunk, limit))
+        fetched = _Fetched(requests=len(calls))
+        for n, outcome in enumerate(self._pool.run(calls)):
+            if isinstance(outcome, Exception):
+                fetched.errors.append(outcome)
+            elif n < quote_calls:
+                fetched.quotes.extend(outcome.values())
+            else:
+                fetched.bars.update(self._new_bars(outcome))
+        return fetched
+
+    def _failed(self, exc: Exception, fetched: _Fetched) -> None:
         self.consecutive_errors += 1
         self.ctx.metrics.inc("data_errors")
         self.ctx.log.event(
@@ -214,6 +257,8 @@ class QuoteFanOut(TrackedActor):
             cycle=self.cycle,
             error=repr(exc),
             in_a_row=self.consecutive_errors,
+            failed_requests=len(fetched.errors),
+            requests=fetched.requests,
         )
         if self.consecutive_errors == self.ctx.config.engine.max_consecutive_errors:
             self.ctx.metrics.inc("data_breaker_trips")
@@ -225,15 +270,13 @@ class QuoteFanOut(TrackedActor):
                 self.tell(ref, BarsUpdate(tuple(new)))
 
     def _bars(self, symbols: list[str]) -> None:
-        """Fetch and send the bars of ``symbols`` now (a minute completed, or new symbols)."""
+        """Fetch and send the bars of ``symbols`` now (a minute completed)."""
         if not symbols or self.source is None:
             return
-        try:
-            bars = self._bars_of(symbols)
-        except Exception as exc:  # a data outage: the next minute asks again
-            self._failed(exc)
-            return
-        self._send_bars(bars)
+        fetched = self._fetch([], symbols)
+        if fetched.errors:  # a data outage: the next minute asks again
+            self._failed(fetched.errors[0], fetched)
+        self._send_bars(fetched.bars)
 
     def _deliver(self, quotes: Any, received: float) -> None:
         # the hot loop of a fan-out: names bound once, one tell per actor to wake
@@ -256,26 +299,23 @@ class QuoteFanOut(TrackedActor):
                 if slot.put(quote, received, cycle):
                     tell(ref, _READY)
 
-    def _fetch_bars(self) -> dict[str, list[Bar]]:
-        if not self.bars_needed or self.source is None:
-            return {}
+    def _bars_due(self) -> list[str]:
+        """In virtual time, the symbols whose bars a poll asks for: all, once a minute."""
+        if not self.bars_needed:
+            return []
         minute = self.ctx.clock.now().replace(second=0, microsecond=0)
         if minute == self._bars_minute:
-            return {}  # a 1-minute bar completes once a minute: ask once a minute
+            return []  # a 1-minute bar completes once a minute: ask once a minute
         self._bars_minute = minute
-        return self._bars_of(sorted(self.bars_needed))
+        return sorted(self.bars_needed)
 
-    def _bars_of(self, symbols: list[str]) -> dict[str, list[Bar]]:
-        """The bars of ``symbols`` newer than those already sent (batched requests)."""
-        self._bars_new.difference_update(symbols)
-        limit = max(self.bars_needed[s] for s in symbols)
+    def _new_bars(self, received: dict[str, list[Bar]]) -> dict[str, list[Bar]]:
+        """The bars of one answer newer than those already sent."""
         fresh: dict[str, list[Bar]] = {}
-        for chunk in chunks(symbols, self._batch):
-            self.ctx.metrics.inc("bar_requests")
-            for symbol, bars in self.source.minute_bars(chunk, limit).items():
-                last = self._last_bar.get(symbol)
-                new = [b for b in bars if last is None or b.time > last]
-                if new:
-                    self._last_bar[symbol] = new[-1].time
-                    fresh[symbol] = new
+        for symbol, bars in received.items():
+            last = self._last_bar.get(symbol)
+            new = [b for b in bars if last is None or b.time > last]
+            if new:
+                self._last_bar[symbol] = new[-1].time
+                fresh[symbol] = new
         return fresh

@@ -26,11 +26,14 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal, TypeVar
 
+import orjson
 import requests
 from alpaca.common.exceptions import APIError
 from alpaca.common.rest import RESTClient
+from requests.adapters import HTTPAdapter
 
 from posactors.errors import InputError
 from posactors.model import (
@@ -48,6 +51,7 @@ PAPER_URL = "https://paper-api.alpaca.markets"
 DATA_URL = "https://data.alpaca.markets"
 KEY_VARS = ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY")
 MAX_RETRY_AFTER_S = 300.0
+MAX_CONNECTIONS = 16  # kept open per host: market_data.max_concurrent_requests is at most 16
 
 Op = Literal["submit", "replace", "cancel", "read"]
 
@@ -145,19 +149,39 @@ class RateGauge:
 
 
 class TimedSession(requests.Session):
-    """A requests session whose every call has a timeout and reports its answer's headers."""
+    """A requests session whose every call has a timeout and reports its answer's headers.
+
+    Its answers read their JSON with orjson (a 200-symbol snapshot answer: ~0.6 ms
+    instead of ~2.3 ms, the largest part of a poll's CPU); what orjson refuses (NaN, a
+    number past 64 bits, bytes that are not UTF-8) goes to requests' own reader, which
+    accepts or rejects it as before.
+    """
 
     def __init__(self, timeout_s: float, gauge: RateGauge) -> None:
         super().__init__()
         self.timeout_s = timeout_s
         self.gauge = gauge
+        # requests keeps 10 connections a host; concurrent chunks may use up to 16
+        for prefix in ("https://", "http://"):
+            self.mount(prefix, HTTPAdapter(pool_maxsize=MAX_CONNECTIONS))
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout_s
         response = super().request(method, url, *args, **kwargs)
         self.gauge.observe(response)
+        response.json = partial(_json, response)  # type: ignore[method-assign]
         return response
+
+
+def _json(response: requests.Response, **kwargs: Any) -> Any:
+    """``response.json()`` by orjson, else (or with arguments) by requests."""
+    if not kwargs:
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            pass
+    return requests.Response.json(response, **kwargs)
 
 
 def harden(client: RESTClient, timeout_s: float, gauge: RateGauge) -> RESTClient:

@@ -66,6 +66,7 @@ class QuoteStream:
         )
         self._timeout_s = subscribe_timeout_s
         self._lock = threading.Lock()
+        self._watching = threading.Lock()  # held across a whole watch (see watch)
         self._latest: dict[str, _Latest] = {}
         self._watched: set[str] = set()
         self._thread = LoopThread("alpaca-quotes", [self._run], self._close)
@@ -77,20 +78,22 @@ class QuoteStream:
 
     def watch(self, symbols: list[str]) -> None:
         """Subscribe trades and quotes of the symbols not yet watched. A subscription the
-        stream cannot take now is sent with the next (re)connection."""
-        with self._lock:
-            new = [s for s in dict.fromkeys(symbols) if s not in self._watched]
-            self._watched.update(new)
-        if not new:
-            return
-        if not self._thread.running:
-            self._register(new)  # the loop is not running: nothing reads the handlers yet
-            self._thread.start()
-            return
-        try:
-            self._thread.call(self._subscribe(new), self._timeout_s)
-        except Exception as err:  # registered or not, a reconnection sends them all
-            log.warning("quote stream subscription of %d symbols deferred: %s", len(new), err)
+        stream cannot take now is sent with the next (re)connection. Safe to call from
+        several threads at once (the fan-out's concurrent chunks): one watches at a time."""
+        with self._watching:
+            with self._lock:
+                new = [s for s in dict.fromkeys(symbols) if s not in self._watched]
+                self._watched.update(new)
+            if not new:
+                return
+            if not self._thread.running:
+                self._register(new)  # the loop is not running: nothing reads the handlers
+                self._thread.start()
+                return
+            try:
+                self._thread.call(self._subscribe(new), self._timeout_s)
+            except Exception as err:  # registered or not, a reconnection sends them all
+                log.warning("quote stream subscription of %d symbols deferred: %s", len(new), err)
 
     def quotes(self, symbols: list[str]) -> dict[str, Quote]:
         """The latest quote of each symbol the stream has sent something for."""
