@@ -298,8 +298,8 @@ def figures(
             "ms",
             baseline=None if seed is None else seed["engine_ms"],
             ratio=None if seed is None else seed["engine_ms"] / posactors["engine_ms"],
-            target="< 20 ms" if target_engine else None,
-            met=posactors["engine_ms"] < 20 if target_engine else None,
+            target="< 10 ms" if target_engine else None,
+            met=posactors["engine_ms"] < 10 if target_engine else None,
             note="cycle minus wall time with a latest_quotes call in flight (round trips "
             "incl. decoding)",
         )

@@ -95,7 +95,7 @@ def fetch_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("market-data")]
 
 
-@pytest.mark.parametrize("max_concurrent", [2, 4, 8])
+@pytest.mark.parametrize("max_concurrent", [2, 4, 6])
 def test_one_poll_sends_its_chunks_together_quotes_of_every_chunk_delivered(
     server, tmp_path, max_concurrent
 ):

@@ -234,8 +234,8 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "stale_after_s: 15",
     ),
     "MarketDataSettings.max_concurrent_requests": (
-        "Requests of one poll (its `batch_size` chunks) in flight at once; 1 sends them "
-        "one after another.",
+        "Requests of one poll (its `batch_size` chunks) in flight at once, at most 6 (each "
+        "is a thread); 1 sends them one after another.",
         "max_concurrent_requests: 2",
     ),
     "BrokerSettings.rate_limit_per_min": (

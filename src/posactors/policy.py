@@ -310,7 +310,7 @@ class MarketDataSettings(_Strict):
     poll_interval_s: Num = Field(Decimal("1.0"), gt=0)
     batch_size: Int = Field(200, ge=1, le=1000)
     stale_after_s: Num = Field(Decimal(10), gt=0)
-    max_concurrent_requests: Int = Field(4, ge=1, le=16)
+    max_concurrent_requests: Int = Field(4, ge=1, le=6)  # the process stays <= 16 threads
 
 
 class BrokerSettings(_Strict):

@@ -161,7 +161,7 @@ class TimedSession(requests.Session):
         super().__init__()
         self.timeout_s = timeout_s
         self.gauge = gauge
-        # requests keeps 10 connections a host; concurrent chunks may use up to 16
+        # requests keeps 10 connections a host; concurrent chunks (at most 6) and the rest
         for prefix in ("https://", "http://"):
             self.mount(prefix, HTTPAdapter(pool_maxsize=MAX_CONNECTIONS))
 
