@@ -33,6 +33,7 @@ SLOW_S = 1.0
 WARM = Decimal("100.50")
 CROSS = Decimal("91.00")
 MODES = ("blocked", "busy")
+SPARE_IDLE_S = 1.5
 
 
 class SlowOnce(PositionActor):
@@ -76,6 +77,8 @@ def measure(n: int, threads: int, spares: int, mode: str, pairs: int) -> dict[st
                 engine.push_quotes([quote(s, WARM, engine) for s in names])
                 engine.tracker.wait_idle(timeout=120)
                 for i in range(pairs):
+                    if spares:  # a spare left from the pair before leaves after 1 s idle
+                        time.sleep(SPARE_IDLE_S)
                     slow, other = names[2 * i], names[2 * i + 1]
                     SlowOnce.mode, SlowOnce.slow = mode, slow
                     at = time.monotonic()
