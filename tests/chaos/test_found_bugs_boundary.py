@@ -173,6 +173,17 @@ class Poisoned(PositionActor):
         return super().handle(message)
 
 
+WIGGLE = {i: {"S000": "100.5" if i % 2 else "100"} for i in range(1, 30)}
+
+
+def park_s000(engine: Engine, sim: SimExchange) -> None:
+    """S000's actor fails on every message from now on, until it is parked."""
+    run(engine, sim, 3)
+    Poisoned.poisoned = True
+    run(engine, sim, 20, WIGGLE)
+    assert [p.split("-")[0] for p in engine.status()["parked"]] == ["S000"]
+
+
 def test_a_parked_position_sold_in_part_elsewhere_gets_a_stop_for_what_is_left(tmp_path):
     """A parked position keeps its broker stop. The trader cancelled that stop and sold 20
     of the 100 shares: the parking placed a stop for the 100 of its snapshot, the
@@ -181,17 +192,13 @@ def test_a_parked_position_sold_in_part_elsewhere_gets_a_stop_for_what_is_left(t
     says what the broker holds; the next stop is for that."""
     sim = account(tmp_path, 1)
     engine = make_engine(tmp_path, sim, config_of({"stop_loss": BROKER_STOP}), Poisoned)
-    wiggle = {i: {"S000": "100.5" if i % 2 else "100"} for i in range(1, 30)}
     engine.start()
     try:
-        run(engine, sim, 3)
-        Poisoned.poisoned = True
-        run(engine, sim, 20, wiggle)
-        assert [p.split("-")[0] for p in engine.status()["parked"]] == ["S000"]
+        park_s000(engine, sim)
         [(stop, _)] = sim.open_orders()
         sim.cancel_order(stop.client_order_id)  # the trader, in the broker's app
         sim.sell_elsewhere("S000", Decimal(20), "tr-1")
-        run(engine, sim, 30, wiggle)
+        run(engine, sim, 30, WIGGLE)
     finally:
         Poisoned.poisoned = False
         engine.stop()
@@ -237,13 +244,9 @@ def test_shares_added_to_a_parked_position_get_a_stop_once_its_own_stop_filled(t
     snapshot gone), so the shares left are a new position with a stop of its own."""
     sim = account(tmp_path, 1)
     engine = make_engine(tmp_path, sim, config_of({"stop_loss": BROKER_STOP}), Poisoned)
-    wiggle = {i: {"S000": "100.5" if i % 2 else "100"} for i in range(1, 30)}
     engine.start()
     try:
-        run(engine, sim, 3)
-        Poisoned.poisoned = True
-        run(engine, sim, 20, wiggle)
-        assert [p.split("-")[0] for p in engine.status()["parked"]] == ["S000"]
+        park_s000(engine, sim)
         sim.open_position("S000", Side.LONG, Decimal(50), Decimal(100), sim.now)  # elsewhere
         run(engine, sim, 5)
         Poisoned.poisoned = False  # a new position's actor is a healthy one

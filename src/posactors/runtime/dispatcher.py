@@ -59,9 +59,6 @@ class _Flag:
     def set(self) -> None:
         self._set = True
 
-    def clear(self) -> None:
-        self._set = False
-
     def wait(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._set:
@@ -138,7 +135,6 @@ class Dispatcher:
         self._closed = False
         self._start_lock = threading.Lock()
         self._watchdog: Watchdog | None = None
-        self.stalls = 0
 
     # --- scheduling
     def schedule(self, actor: DispatchedActor) -> None:
@@ -150,10 +146,6 @@ class Dispatcher:
     def queued(self) -> int:
         """Actors waiting for a worker."""
         return self._ready.qsize()
-
-    @property
-    def thread_count(self) -> int:
-        return sum(t.is_alive() for t in self._workers)
 
     def _start(self) -> None:
         with self._start_lock:
@@ -252,7 +244,6 @@ class Watchdog:
             if fresh and d.on_stall is not None:
                 d.on_stall([a.dispatch_name() for a, _ in fresh], max(s for _, s in fresh))
             reported |= {id(a) for a, _ in stuck}
-            d.stalls += 1
             d.add_spare()
 
     def stop(self) -> None:
