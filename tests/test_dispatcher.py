@@ -7,6 +7,7 @@ assertion depends on how fast this machine is.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterator
 
 import pykka
@@ -206,3 +207,42 @@ def test_a_base_exception_stops_every_actor_without_deadlocking_the_workers():
         assert not any(r.is_alive() for r in refs)
     finally:
         d.stop()
+
+
+
+class Racing(deque):
+    """An inbox whose first look once armed sees a tell arrive at that very moment (as
+    another thread's could), and answers with the length from before it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tell_now: pykka.ActorRef | None = None
+
+    def __len__(self) -> int:
+        n = super().__len__()
+        if self.tell_now is not None:
+            ref, self.tell_now = self.tell_now, None
+            ref.tell("second")
+        return n
+
+
+class Raced(DispatchedActor):
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        super().__init__(dispatcher)
+        self.second = threading.Event()
+        self.actor_inbox.items = Racing()  # type: ignore[attr-defined]
+
+    def on_receive(self, message):
+        if message == "first":  # the next look at the inbox is the worker letting it go
+            self.actor_inbox.items.tell_now = self.actor_ref  # type: ignore[attr-defined]
+        elif message == "second":
+            self.second.set()
+
+
+def test_a_message_told_as_its_worker_lets_the_actor_go_is_not_left_waiting(dispatcher):
+    """A tell that finds the actor still held by its worker queues nothing; the worker,
+    letting the actor go, must see it (with a look taken just before, it would sit in
+    the inbox until some other message came)."""
+    ref = Raced.start(dispatcher)
+    ref.tell("first")
+    assert ref._actor_weakref().second.wait(5), "the second message was left in the inbox"

@@ -80,10 +80,8 @@ class _Mailbox:
     def put(self, envelope: Any, /) -> None:
         self.items.append(envelope)
         actor = self.actor
-        # Read without the lock: True means a worker has it queued or running, and that
-        # worker looks at the inbox again under the lock before letting it go idle.
-        if actor is not None and not actor._scheduled:
-            actor._wake()
+        if actor is not None and actor._scheduled.acquire(False):  # _wake, inlined
+            actor._dispatcher.schedule(actor)
 
     def get(self) -> Any:
         return self.items.popleft()
@@ -258,10 +256,10 @@ class DispatchedActor(pykka.Actor):
     def __init__(self, dispatcher: Dispatcher, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._dispatcher = dispatcher
-        self._scheduled = False  # queued to run, or running (under its own lock)
-        # one lock an actor, not one for all: with one shared lock the fan-out and the
-        # workers queued on it whenever a holder lost the GIL (15% of a 50,000 fan-out)
-        self._lock = threading.Lock()
+        # held while the actor is queued to run or running: whoever takes it (without
+        # waiting) queues the actor, so it is queued once; a worker lets it go, then looks
+        # at the inbox again (a message put meanwhile found it held and queued nothing)
+        self._scheduled = threading.Lock()
         self._set_up = False
         self.actor_stopped = _Flag()  # type: ignore[assignment]
         # pykka's ref reads the inbox and the flag from the actor when it is made
@@ -286,11 +284,8 @@ class DispatchedActor(pykka.Actor):
 
     # --- on the dispatcher
     def _wake(self) -> None:
-        with self._lock:
-            if self._scheduled:
-                return
-            self._scheduled = True
-        self._dispatcher.schedule(self)
+        if self._scheduled.acquire(False):
+            self._dispatcher.schedule(self)
 
     def _run(self, throughput: int) -> None:
         """Handle up to ``throughput`` messages; never raises."""
@@ -310,11 +305,9 @@ class DispatchedActor(pykka.Actor):
         if stopped._set:  # type: ignore[attr-defined]
             # what came before the stop, or raced it, is answered (futures) and counted
             self._actor_loop_teardown()
-        with self._lock:
-            again = bool(items) and not stopped._set  # type: ignore[attr-defined]
-            self._scheduled = again
-        if again:
-            self._dispatcher.schedule(self)
+        self._scheduled.release()
+        if items:  # more waiting, or put after the look above: queued again (after a
+            self._wake()  # stop, only to answer and count it)
 
     def _handle_envelope(self, envelope: Any) -> None:
         try:
