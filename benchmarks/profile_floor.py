@@ -86,6 +86,12 @@ class Sink:
         self.sent.append((ref, message))
         return True
 
+    @staticmethod
+    def envelope(message: Any) -> Any:
+        return message
+
+    post = tell
+
 
 def quote(symbol: str, price: Decimal, now: datetime) -> Quote:
     return Quote(symbol, now, price, price - CENT, price + CENT)
@@ -132,7 +138,8 @@ class QuotePath:
         """Back to the state before the quote: the actor's, its slot's, the fan-out's."""
         actor = self.actor
         actor.state, actor.closed = self.before, False
-        actor._saved, actor._saved_hwm = _material(self.before), (self.before.hwm, self.now)
+        actor._saved, actor._saved_hwm = _material(self.before), self.before.hwm
+        actor._hwm_due = self.now + actor._hwm_every  # saved just now
         actor._timer, actor._timer_due = None, None
         actor._deadline_for = self.deadline_for  # as the quote before left it
         for slot in self.slots:

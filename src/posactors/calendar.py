@@ -48,6 +48,7 @@ class ExchangeCalendar:
         "_ext_end_epochs",
         "_ext_start_epochs",
         "_index",
+        "_last_epoch",
         "_max_epoch",
         "_min_epoch",
         "_open_epochs",
@@ -99,6 +100,7 @@ class ExchangeCalendar:
         self._index: dict[date, int] = {s: i for i, s in enumerate(self._sessions)}
         self._min_epoch: float = datetime.combine(self._sessions[0], time(0), tzinfo=tz).timestamp()
         self._max_epoch: float = self._close_epochs[-1]
+        self._last_epoch: tuple[datetime | None, float] = (None, 0.0)
 
     def __repr__(self) -> str:
         return f"ExchangeCalendar({self.name!r}, {self.first_session}..{self.last_session})"
@@ -112,7 +114,13 @@ class ExchangeCalendar:
         return self._sessions[-1]
 
     def _epoch(self, ts: datetime) -> float:
-        """Epoch seconds of an aware ``ts`` within range; ValueError / CalendarRangeError."""
+        """Epoch seconds of an aware ``ts`` within range; ValueError / CalendarRangeError.
+
+        The last answer is kept: in virtual time every position asks about the same
+        ``now`` object (it is kept by identity, never mistaken for another)."""
+        last = self._last_epoch
+        if last[0] is ts:
+            return last[1]
         if ts.tzinfo is None or ts.utcoffset() is None:
             raise ValueError(f"timestamp must be timezone-aware, got naive {ts!r}")
         t = ts.timestamp()
@@ -122,6 +130,7 @@ class ExchangeCalendar:
                 f"timestamp {ts.isoformat()} is outside the {self.name} calendar range "
                 f"[{lo.isoformat()}, {self._closes[-1].isoformat()}]"
             )
+        self._last_epoch = (ts, t)
         return t
 
     def _session_idx(self, ts: datetime) -> int:

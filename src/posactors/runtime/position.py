@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from posactors.approvals import Withdrawn, answer, approval_deadline, expire, withdrawn_by_close
 from posactors.codec import intent_to_dict, state_to_dict
-from posactors.model import ExitIntent, OrderStatus, OrderUpdate
+from posactors.model import ExitIntent, OrderStatus, OrderUpdate, Quote
 from posactors.policy import ExitPolicy
 from posactors.rules import (
     Alert,
@@ -135,8 +135,9 @@ class PositionActor(DispatchedTrackedActor):
         # spread the "best price at most every 5 s" saves: actors started together
         # would otherwise all come due in the same cycle
         offset = zlib.crc32(state.position_id.encode()) % 5
-        self._saved_hwm: tuple = (state.hwm, None)
-        self._hwm_every = HWM_SNAPSHOT_S + offset
+        self._saved_hwm = state.hwm  # the best price last saved
+        self._hwm_every = timedelta(seconds=HWM_SNAPSHOT_S + offset)
+        self._hwm_due: datetime | None = None  # a new best price is saved from then on
         self._timer: Timer | None = None
         self._timer_due: datetime | None = None
         self._deadline_for: tuple | None = None  # the inputs of the deadline worked out last
@@ -146,8 +147,9 @@ class PositionActor(DispatchedTrackedActor):
         self._cycle = 0  # the fan-out cycle of the quote being evaluated, for the logs
         # a broker quantity seen once, not yet adopted (with our exit's fills as they stood)
         self._adopt_seen: tuple[Decimal, Decimal | None] | None = None
-        # with a broker-held stop, any exit of ours goes with that stop cancelled for it
-        self._unprotected_while_sent = wants_protective(policy)
+        # a broker-held stop: kept placed and sized (protect); and any exit of ours goes
+        # with that stop cancelled for it (sent urgently)
+        self._protects = wants_protective(policy)
 
     def dispatch_name(self) -> str:
         return self.state.position_id
@@ -165,7 +167,7 @@ class PositionActor(DispatchedTrackedActor):
     def on_stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        if self.state.is_open and self.state.hwm != self._saved_hwm[0]:
+        if self.state.is_open and self.state.hwm != self._saved_hwm:
             self._persist([], [], self.ctx.clock.now(), force=True)  # the last best price
         super().on_stop()
 
@@ -180,10 +182,10 @@ class PositionActor(DispatchedTrackedActor):
 
     # --- messages
     def handle(self, message: Any) -> Any:
-        self.slot.begin()
+        taken = self.slot.begin(take=isinstance(message, QuoteReady))
         before, was_closed = self.state, self.closed
         try:
-            return self._handle(message)
+            return self._handle(message, taken)
         finally:
             if self.closed and not was_closed:
                 gone = withdrawn_by_close(before, self.state)
@@ -201,18 +203,18 @@ class PositionActor(DispatchedTrackedActor):
             if self.slot.finish(quiet_band(self.state, self.policy)):
                 self.tell(self.actor_ref, QuoteReady())
 
-    def _handle(self, message: Any) -> Any:
+    def _handle(self, message: Any, taken: tuple[Quote | None, float, int] | None) -> Any:
         if self.closed:  # retired: its history is written; nothing may write it back
             if isinstance(message, OrderEvent) and message.update.status.is_terminal:
                 self.ctx.tell(self.ctx.store, JournalStatus(message.update))
             return self.state if message == "state" else None
         now = self.ctx.clock.now()
-        if isinstance(message, (QuoteReady, Wake, BarsUpdate)):  # each ends in _apply: saved
-            self.state, expired = expire(self.state, self.policy, now)
+        if self.state.approval is not None and isinstance(message, (QuoteReady, Wake, BarsUpdate)):
+            self.state, expired = expire(self.state, self.policy, now)  # each ends in _apply: saved
             if expired is not None:
                 self._withdrawn(expired)
-        if isinstance(message, QuoteReady):
-            quote, received, self._cycle = self.slot.take()
+        if taken is not None:  # a QuoteReady: the slot's quote, read as the handler began
+            quote, received, self._cycle = taken
             if quote is None:
                 return None
             self.ctx.metrics.inc("quotes")
@@ -266,7 +268,12 @@ class PositionActor(DispatchedTrackedActor):
         ops: list[tuple[str, str, Any]] | None = None,
         force: bool = False,
     ) -> None:
-        self.state, protective = protect(evaluation.state, self.policy, now, self._tradable(now))
+        if self._protects:
+            self.state, protective = protect(
+                evaluation.state, self.policy, now, self._tradable(now)
+            )
+        else:
+            self.state, protective = evaluation.state, []
         ops = [] if ops is None else ops
         then: list[tuple[Any, Any]] = []
         pid, symbol = self.state.position_id, self.state.symbol
@@ -284,7 +291,7 @@ class PositionActor(DispatchedTrackedActor):
                     )
                 )
                 if not dry:
-                    urgent = self._unprotected_while_sent
+                    urgent = self._protects
                     send = SendExit(intent, self.actor_ref, received, urgent)
                     then.append((self.ctx.broker, send))
                 self.ctx.metrics.inc("intents")
@@ -328,13 +335,13 @@ class PositionActor(DispatchedTrackedActor):
 
     def _persist(self, ops: list, then: list, now: datetime, force: bool = False) -> None:
         material = _material(self.state)
-        hwm, saved_at = self._saved_hwm
-        hwm_due = self.state.hwm != hwm and (
-            saved_at is None or (now - saved_at).total_seconds() >= self._hwm_every
+        hwm_due = self.state.hwm != self._saved_hwm and (
+            self._hwm_due is None or now >= self._hwm_due
         )
         if force or ops or hwm_due or material != self._saved:
             ops.append(("snapshots", self.state.position_id, state_to_dict(self.state)))
-            self._saved, self._saved_hwm = material, (self.state.hwm, now)
+            self._saved, self._saved_hwm = material, self.state.hwm
+            self._hwm_due = now + self._hwm_every
         if ops:
             self.ctx.tell(self.ctx.store, Persist(tuple(ops), tuple(then)))
         else:

@@ -49,18 +49,17 @@ class QuoteSlot:
 
     def _quiet(self, quote: Quote | None) -> bool:
         band = self._band
-        if quote is None or band is None:
+        if quote is None or band is None or not quote_inside(band, quote, self._trigger):
             return False
         bid, ask = quote.bid, quote.ask
-        if (
+        # a crossed book is counted by the actor
+        return not (
             bid is not None
             and ask is not None
             and bid.is_finite()
             and ask.is_finite()
             and bid > ask
-        ):
-            return False  # a crossed book is counted by the actor
-        return quote_inside(band, quote, self._trigger)
+        )
 
     def put(self, quote: Quote, received: float, cycle: int = 0) -> bool:
         """Store ``quote``; True when the actor must be told (it is not already due to read)."""
@@ -76,14 +75,20 @@ class QuoteSlot:
             return True
 
     def take(self) -> tuple[Quote | None, float, int]:
+        """The latest quote (None if none came), when it arrived, its cycle; read now."""
         with self._lock:
             self._waiting = self._fresh = False
             return self._quote, self._received, self._cycle
 
-    def begin(self) -> None:
-        """The actor starts handling a message: its band may go out of date."""
+    def begin(self, take: bool = False) -> tuple[Quote | None, float, int] | None:
+        """The actor starts handling a message: its band may go out of date. With
+        ``take``, also :meth:`take` (one lock round trip for both)."""
         with self._lock:
             self._busy = True
+            if take:
+                self._waiting = self._fresh = False
+                return self._quote, self._received, self._cycle
+            return None
 
     def finish(self, band: Band | None) -> bool:
         """Publish the new band; True if the latest quote must be evaluated now."""

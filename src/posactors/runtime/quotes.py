@@ -83,7 +83,7 @@ class PushQuotes:
     quotes: tuple[Quote, ...]
 
 
-_READY = QuoteReady()  # carries nothing: one instance serves every tell
+_READY = QuoteReady()  # carries nothing: one sealed envelope serves every wake-up
 
 
 @dataclass(slots=True)
@@ -124,6 +124,7 @@ class QuoteFanOut(TrackedActor):
         self._interval = float(settings.poll_interval_s)
         self._stale_after = timedelta(seconds=float(settings.stale_after_s))
         self._pool = FetchPool(settings.max_concurrent_requests, "market-data")
+        self._ready = ctx.tracker.envelope(_READY)
 
     def on_stop(self) -> None:
         self._pool.close()
@@ -282,7 +283,7 @@ class QuoteFanOut(TrackedActor):
         # the hot loop of a fan-out: names bound once, one tell per actor to wake
         fresh_after = self.ctx.clock.now() - self._stale_after
         subscribers, last, stale = self.subscribers, self._last, self.stale
-        tell, cycle = self.tracker.tell, self.cycle
+        post, ready, cycle = self.tracker.post, self._ready, self.cycle
         for quote in quotes:
             symbol = quote.symbol
             key = (quote.last, quote.bid, quote.ask)
@@ -297,7 +298,7 @@ class QuoteFanOut(TrackedActor):
                 stale.discard(symbol)
             for ref, slot in subs:
                 if slot.put(quote, received, cycle):
-                    tell(ref, _READY)
+                    post(ref, ready)
 
     def _bars_due(self) -> list[str]:
         """In virtual time, the symbols whose bars a poll asks for: all, once a minute."""

@@ -40,6 +40,7 @@ from collections import deque
 from typing import Any
 
 import pykka
+from pykka._envelope import Envelope
 
 from posactors.runtime.dispatcher import DispatchedActor, Dispatcher
 
@@ -68,6 +69,21 @@ class Tracker:
         except pykka.ActorDeadError:
             self.done()
             return False
+        return True
+
+    @staticmethod
+    def envelope(message: Any) -> Envelope:
+        """``message`` sealed once, for :meth:`post` to send again and again."""
+        return Envelope(_Tracked(message))
+
+    def post(self, ref: pykka.ActorRef, envelope: Envelope) -> bool:
+        """:meth:`tell` of an :meth:`envelope` made once (the fan-out's wake-ups: nothing
+        is built per send); False (and counted done at once) if the actor is gone."""
+        self._tokens.append(None)
+        if ref.actor_stopped.is_set():
+            self.done()
+            return False
+        ref.actor_inbox.put(envelope)
         return True
 
     def done(self, n: int = 1) -> None:
