@@ -209,7 +209,6 @@ def test_a_base_exception_stops_every_actor_without_deadlocking_the_workers():
         d.stop()
 
 
-
 class Racing(deque):
     """An inbox whose first look once armed sees a tell arrive at that very moment (as
     another thread's could), and answers with the length from before it."""

@@ -8,6 +8,7 @@ lenient readers (quote prices) give None. Nothing else escapes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -93,6 +94,8 @@ def text(raw: Mapping[str, Any], key: str, what: str) -> str:
 
 def number(value: Any, what: str) -> Decimal:
     """A finite Decimal from a JSON number or numeric string."""
+    if type(value) is float and math.isfinite(value):  # a JSON number: most of them
+        return Decimal(repr(value))
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise BadRecord(f"{what}: expected a number, got {value!r:.60}")
     try:
@@ -110,6 +113,8 @@ def optional_number(value: Any, what: str) -> Decimal | None:
 
 def price_or_none(value: Any) -> Decimal | None:
     """A usable price (finite, > 0) or None: a bad price never raises."""
+    if type(value) is float and 0 < value < math.inf:  # a JSON number: most of them
+        return Decimal(repr(value))
     try:
         result = number(value, "price")
     except BadRecord:
@@ -120,13 +125,13 @@ def price_or_none(value: Any) -> Decimal | None:
 def timestamp(value: Any, what: str) -> datetime:
     """An aware datetime from ISO 8601 (nanoseconds and ``Z`` allowed; naive means UTC),
     a datetime, or a msgpack Timestamp."""
-    if hasattr(value, "to_datetime"):
-        value = value.to_datetime()
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value.strip())
         except ValueError:
             raise BadRecord(f"{what}: not an ISO 8601 time: {value!r:.60}") from None
+    elif hasattr(value, "to_datetime"):
+        value = value.to_datetime()
     if not isinstance(value, datetime):
         raise BadRecord(f"{what}: expected a time, got {value!r:.60}")
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
@@ -271,9 +276,9 @@ def snapshot_quote(symbol: str, raw: Any) -> Quote | None:
     book = raw.get("latestQuote")
     book = book if isinstance(book, Mapping) else {}
     last = price_or_none(trade.get("p"))
-    trade_time = optional_timestamp(trade.get("t"), "latestTrade.t")
-    quote_time = optional_timestamp(book.get("t"), "latestQuote.t")
-    when = trade_time if last is not None and trade_time is not None else quote_time or trade_time
+    when = trade_time = optional_timestamp(trade.get("t"), "latestTrade.t")
+    if last is None or trade_time is None:
+        when = optional_timestamp(book.get("t"), "latestQuote.t") or trade_time
     if when is None:
         return None
     return Quote(symbol, when, last, price_or_none(book.get("bp")), price_or_none(book.get("ap")))
