@@ -7,6 +7,7 @@ assertion depends on how fast this machine is.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 
@@ -188,6 +189,30 @@ def test_when_every_worker_is_stuck_the_watchdog_adds_a_spare_and_names_the_stuc
         assert stuck._actor_weakref().blocked.wait(WAIT_S)
         assert other.ask("ping", timeout=WAIT_S) == "pong from other"  # on the spare
         assert stalls and stalls[0][0] == ["stuck"] and stalls[0][1] > 0.05
+    finally:
+        gate.set()
+        pykka.ActorRegistry.stop_all(timeout=WAIT_S)
+        d.stop()
+
+
+def test_with_no_spares_a_stall_is_still_named_and_no_thread_is_added():
+    stalls: list = []
+    d = Dispatcher(threads=1, throughput=4, budget_s=0.05, spares=0)
+    d.on_stall = lambda names, seconds: stalls.append((names, seconds))
+    gate, log = threading.Event(), []
+    try:
+        stuck = Recorder.start(d, "stuck", log, gate)
+        other = Recorder.start(d, "other", log)
+        stuck.tell("block")
+        assert stuck._actor_weakref().blocked.wait(WAIT_S)
+        waiting = other.ask("ping", block=False)
+        deadline = time.monotonic() + WAIT_S
+        while not stalls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert stalls and stalls[0][0] == ["stuck"]
+        assert len(d.busy) == 1  # no spare: the other waits for the stuck handler
+        gate.set()
+        assert waiting.get(timeout=WAIT_S) == "pong from other"
     finally:
         gate.set()
         pykka.ActorRegistry.stop_all(timeout=WAIT_S)

@@ -309,3 +309,17 @@ def test_a_quantity_changed_elsewhere_is_adopted_and_a_vanished_position_retired
         engine.stop()
     assert (states["S000"].qty, states["S000"].original_qty) == (D(150), D(100))
     assert states["S001"].qty == D(100)
+
+
+def test_the_dispatcher_settings_reach_the_dispatcher(tmp_path):
+    data = {"engine": {"dispatcher_threads": 3, "dispatcher_throughput": 5}}
+    data["engine"] |= {"dispatcher_stall_s": 0.5, "dispatcher_spares": 0}
+    cfg, _ = parse_config(data)
+    sim = account(tmp_path / "sim", 1)
+    engine = make_engine(tmp_path / "state", sim, cfg)
+    engine.start()
+    try:
+        d = engine.ctx.dispatcher
+        assert (d.threads, d.throughput, d.budget_s, d.spares) == (3, 5, 0.5, 0)
+    finally:
+        engine.stop()

@@ -278,6 +278,16 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "its turn.",
         "dispatcher_throughput: 32",
     ),
+    "EngineSettings.dispatcher_stall_s": (
+        "Seconds every worker may be held by one position's handler, with other positions "
+        "waiting, before a spare worker starts and dispatcher_stalled names the positions.",
+        "dispatcher_stall_s: 0.25",
+    ),
+    "EngineSettings.dispatcher_spares": (
+        "Spare workers started while every worker is stuck (each leaves once idle for a "
+        "second); 0: none (a stall is still logged).",
+        "dispatcher_spares: 2",
+    ),
     "EngineSettings.journal_horizon_days": (
         "Days a finished exit intent (filled, cancelled, rejected...) stays in the journal; "
         "older ones leave it a minute after start, then daily. Open ones always stay; "

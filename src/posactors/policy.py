@@ -332,6 +332,8 @@ class EngineSettings(_Strict):
     max_drawdown_pct: Annotated[Num, Field(gt=0, le=100)] | None = None
     dispatcher_threads: Int = Field(2, ge=1, le=8)
     dispatcher_throughput: Int = Field(32, ge=1, le=10_000)
+    dispatcher_stall_s: Num = Field(Decimal("0.25"), gt=0, le=60)
+    dispatcher_spares: Int = Field(2, ge=0, le=4)
     journal_horizon_days: Int = Field(30, gt=0, le=36500)  # a century at most
 
 

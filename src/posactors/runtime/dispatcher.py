@@ -151,7 +151,7 @@ class Dispatcher:
                 return
             for _ in range(self.threads):
                 self._add_worker(spare=False)
-            if self.budget_s > 0 and self.spares > 0:
+            if self.budget_s > 0:  # with no spares it still names a stall
                 self._watchdog = Watchdog(self)
             self._started = True
 
@@ -295,13 +295,10 @@ class DispatchedActor(pykka.Actor):
         items = self.actor_inbox.items  # type: ignore[attr-defined]
         stopped = self.actor_stopped
         handled = 0
-        while handled < throughput and not stopped._set:  # type: ignore[attr-defined]
-            try:
-                envelope = items.popleft()
-            except IndexError:
-                break
+        # only this worker takes from the inbox: one that is not empty has a message
+        while items and handled < throughput and not stopped._set:  # type: ignore[attr-defined]
             handled += 1
-            self._handle_envelope(envelope)
+            self._handle_envelope(items.popleft())
         if stopped._set:  # type: ignore[attr-defined]
             # what came before the stop, or raced it, is answered (futures) and counted
             self._actor_loop_teardown()

@@ -126,6 +126,8 @@ class Engine:
         ctx.dispatcher = Dispatcher(
             settings.dispatcher_threads,
             settings.dispatcher_throughput,
+            budget_s=float(settings.dispatcher_stall_s),
+            spares=settings.dispatcher_spares,
             on_stall=self._stalled,
         )
         ctx.store = StoreActor.start(ctx, self.store, auto_flush=not self.virtual)
