@@ -264,17 +264,22 @@ def holding(raw: Any) -> Holding:
     return Holding(symbol, side, abs(qty), entry)
 
 
+def _is_mapping(value: Any) -> bool:
+    """``isinstance(value, Mapping)``, a JSON object (a dict) answered without the ABC."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def snapshot_quote(symbol: str, raw: Any) -> Quote | None:
     """A snapshot's latest trade and quote as a Quote; bad prices are None.
 
     ``time`` is the latest trade's when it has a price (``last`` is the default trigger),
     else the latest quote's. None when neither has a readable time.
     """
-    raw = raw if isinstance(raw, Mapping) else {}
+    raw = raw if _is_mapping(raw) else {}
     trade = raw.get("latestTrade")
-    trade = trade if isinstance(trade, Mapping) else {}
+    trade = trade if _is_mapping(trade) else {}
     book = raw.get("latestQuote")
-    book = book if isinstance(book, Mapping) else {}
+    book = book if _is_mapping(book) else {}
     last = price_or_none(trade.get("p"))
     when = trade_time = optional_timestamp(trade.get("t"), "latestTrade.t")
     if last is None or trade_time is None:
