@@ -8,8 +8,8 @@ position to $91, through its stop. Timed: from ``push_quotes`` to the other posi
 
 The slow handler is either *blocked* (a call that waits: ``time.sleep``, as a stuck
 disk or socket does, the GIL released) or *busy* (pure Python for 1 s, holding the GIL
-but for the interpreter's forced switches). Each with one dispatcher worker and the
-watchdog off (the baseline: the exit waits out the slow handler), one worker with the
+but for the interpreter's forced switches). Each with one dispatcher worker and no
+spare worker (the baseline: the exit waits out the slow handler), one worker with the
 watchdog (a spare worker after the handler budget), and the default (two workers).
 """
 
@@ -56,44 +56,39 @@ class SlowOnce(PositionActor):
 
 def measure(n: int, threads: int, spares: int, mode: str, pairs: int) -> dict[str, Any]:
     """Median ms from the push to the other position's exit order, over ``pairs`` pairs."""
-    config = bench_config(engine={"dispatcher_threads": threads})
-    saved = dispatch.DEFAULT_SPARES
-    dispatch.DEFAULT_SPARES = spares
+    config = bench_config(engine={"dispatcher_threads": threads, "dispatcher_spares": spares})
     waits = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="posactors-starve-") as state_dir:
-            broker = TimedBroker(sim_account(n, session_now()))
-            engine = Engine(
-                config,
-                broker,
-                None,
-                state_dir=Path(state_dir),
-                clock=RealClock(session_now),
-                actor_class=SlowOnce,
-            )
-            engine.start()
-            try:
-                names = symbols(n)
-                engine.push_quotes([quote(s, WARM, engine) for s in names])
-                engine.tracker.wait_idle(timeout=120)
-                for i in range(pairs):
-                    if spares:  # a spare left from the pair before leaves after 1 s idle
-                        time.sleep(SPARE_IDLE_S)
-                    slow, other = names[2 * i], names[2 * i + 1]
-                    SlowOnce.mode, SlowOnce.slow = mode, slow
-                    at = time.monotonic()
-                    # a new high wakes the slow one; the other falls through its stop
-                    engine.push_quotes([quote(slow, Decimal("100.60"), engine),
-                                        quote(other, CROSS, engine)])  # fmt: skip
-                    deadline = at + 10 * SLOW_S
-                    while other not in broker.submitted and time.monotonic() < deadline:
-                        time.sleep(0.001)
-                    waits.append((broker.submitted.get(other, deadline) - at) * 1000)
-                    engine.tracker.wait_idle(timeout=30)
-            finally:
-                engine.stop()
-    finally:
-        dispatch.DEFAULT_SPARES = saved
+    with tempfile.TemporaryDirectory(prefix="posactors-starve-") as state_dir:
+        broker = TimedBroker(sim_account(n, session_now()))
+        engine = Engine(
+            config,
+            broker,
+            None,
+            state_dir=Path(state_dir),
+            clock=RealClock(session_now),
+            actor_class=SlowOnce,
+        )
+        engine.start()
+        try:
+            names = symbols(n)
+            engine.push_quotes([quote(s, WARM, engine) for s in names])
+            engine.tracker.wait_idle(timeout=120)
+            for i in range(pairs):
+                if spares:  # a spare left from the pair before leaves after 1 s idle
+                    time.sleep(SPARE_IDLE_S)
+                slow, other = names[2 * i], names[2 * i + 1]
+                SlowOnce.mode, SlowOnce.slow = mode, slow
+                at = time.monotonic()
+                # a new high wakes the slow one; the other falls through its stop
+                engine.push_quotes([quote(slow, Decimal("100.60"), engine),
+                                    quote(other, CROSS, engine)])  # fmt: skip
+                deadline = at + 10 * SLOW_S
+                while other not in broker.submitted and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                waits.append((broker.submitted.get(other, deadline) - at) * 1000)
+                engine.tracker.wait_idle(timeout=30)
+        finally:
+            engine.stop()
     result = {"p50_ms": median(waits), "max_ms": max(waits)}
     print(
         f"    starvation {mode}, {threads} worker(s), {spares} spare(s): the other exit "

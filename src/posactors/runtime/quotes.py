@@ -280,7 +280,7 @@ class QuoteFanOut(TrackedActor):
         self._send_bars(fetched.bars)
 
     def _deliver(self, quotes: Any, received: float) -> None:
-        # the hot loop of a fan-out: names bound once, one tell per actor to wake
+        # the hot loop of a fan-out: names bound once, one post per actor to wake
         fresh_after = self.ctx.clock.now() - self._stale_after
         subscribers, last, stale = self.subscribers, self._last, self.stale
         post, ready, cycle = self.tracker.post, self._ready, self.cycle
