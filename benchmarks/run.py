@@ -2,7 +2,7 @@
 
     python benchmarks/run.py [--quick] [--json FILE] [--only FIGURE,...]
 
-FIGURE is one of cycle, fanout, latency, store, recovery, memory, starvation, floor
+FIGURE is one of cycle, fanout, latency, store, recovery, memory, starvation, floor, dispatch
 (default: all).
 
 Prints each figure as it is measured, then a table (figure, value, unit, baseline,
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import bench_cycle
+import bench_dispatch
 import bench_fanout
 import bench_latency
 import bench_memory
@@ -60,7 +61,17 @@ def header(text: str) -> None:
     print(f"[{time.perf_counter() - _BEGAN:6.1f} s] {text}", flush=True)
 
 
-FIGURES = ("cycle", "fanout", "latency", "store", "recovery", "memory", "starvation", "floor")
+FIGURES = (
+    "cycle",
+    "fanout",
+    "latency",
+    "store",
+    "recovery",
+    "memory",
+    "starvation",
+    "floor",
+    "dispatch",
+)
 
 PLANS: dict[str, dict[str, Any]] = {
     "quick": {
@@ -74,6 +85,7 @@ PLANS: dict[str, dict[str, Any]] = {
         "store": {"group_m": 2000, "single_m": 150, "reps": 3},
         "memory_fresh": (5000,),
         "starvation_pairs": 2,
+        "dispatch": {"n": 5000, "reps": 5, "rounds": 3},
         "floor_samples": profile_floor.PLANS["quick"]["samples"],
     },
     "full": {
@@ -87,6 +99,7 @@ PLANS: dict[str, dict[str, Any]] = {
         "store": {"group_m": 10000, "single_m": 500, "reps": 5},
         "memory_fresh": (5000, 50000),
         "starvation_pairs": 5,
+        "dispatch": {"n": 5000, "reps": 11, "rounds": 7},
         "floor_samples": profile_floor.PLANS["full"]["samples"],
     },
 }
@@ -328,6 +341,9 @@ def _run(args: argparse.Namespace) -> int:
         results.extend(
             bench_starvation.figures(500, bench_starvation.run(500, plan["starvation_pairs"]))
         )
+    if "dispatch" in only:
+        header("figure 8: the dispatcher's settings (workers, throughput)")
+        results.extend(bench_dispatch.figures(bench_dispatch.run(**plan["dispatch"])))
     elapsed = time.perf_counter() - began
     print()
     print(table(results.items))

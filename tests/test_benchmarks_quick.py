@@ -125,3 +125,15 @@ def test_a_year_of_history_is_written_read_and_pruned(tmp_path):
     items = bench_recovery.year_figures(3, [run_], [{**run_, "seconds": 0.9}], info)
     assert_figures(items)
     assert {"recovery_s_3_year", "journal_prune_s_year"} <= {i["name"] for i in items}
+
+
+def test_dispatch_settings_on_a_tiny_case():
+    import bench_dispatch
+
+    stats = bench_dispatch.run(n=20, reps=1, rounds=1)
+    items = bench_dispatch.figures(stats)
+    assert_figures(items)
+    names = {i["name"] for i in items}
+    assert {f"dispatch_fanout_ms_threads_{t}_20" for t in bench_dispatch.THREADS} <= names
+    for t in bench_dispatch.THROUGHPUTS:
+        assert {f"dispatch_drain_ms_throughput_{t}", f"dispatch_wait_ms_throughput_{t}"} <= names

@@ -1,0 +1,173 @@
+"""Figure 8: the dispatcher's two settings, and why their defaults are 2 and 32.
+
+**Workers** (``engine.dispatcher_threads``): the fan-out of figure 2 (5,000 positions,
+a 100%-moved batch of new highs, virtual time) with 1, 2 and 4 workers, each engine in
+turn, the single-thread floor measured after each batch in the same process. The
+positions' handlers hold the GIL, so more workers add no speed; what a second one buys
+is figure 7's: a stuck handler holds up no other.
+
+**Throughput** (``engine.dispatcher_throughput``, the messages a worker handles for one
+actor before the next actor waiting gets its turn): bare dispatched actors on 2 workers,
+each message a few microseconds of pure Python. ``HOT`` actors are each told ``BACKLOG``
+messages at once (a restart's order updates, say), then one more actor is told one
+message. Timed: the whole backlog handled (a small throughput re-queues an actor after
+every few messages: overhead), and the wait of that one message (a large throughput
+makes it wait behind whole runs of the backlog: unfairness).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pykka
+from bench_fanout import CENT, WARM, Floor, quote
+from common import bench_config, figure, median, session_now, sim_account, symbols
+
+from posactors.runtime.clock import VirtualClock
+from posactors.runtime.dispatcher import DispatchedActor, Dispatcher
+from posactors.runtime.engine import Engine
+
+THREADS = (1, 2, 4)
+THROUGHPUTS = (1, 8, 32, 256)
+HOT = 4
+BACKLOG = 2000
+WORK = 60  # sum(range(WORK)) four times: a few microseconds of pure Python a message
+
+
+def measure_workers(n: int, reps: int, threads: int) -> dict[str, float]:
+    """p50 ms of the fan-out of a 100%-moved batch with ``threads`` workers, and the floor."""
+    config = bench_config(engine={"dispatcher_threads": threads})
+    sim = sim_account(n, session_now())
+    with tempfile.TemporaryDirectory(prefix="posactors-bench-") as state_dir:
+        engine = Engine(
+            config, sim, None, state_dir=Path(state_dir), clock=VirtualClock(session_now())
+        )
+        engine.start()
+        try:
+            names, now = symbols(n), engine.clock.now()
+            engine.push_quotes([quote(s, WARM, now) for s in names])
+            engine.settle()
+            floor = Floor(config, n, now)
+            top, times, floors = WARM, [], []
+            for _ in range(reps):
+                top += CENT
+                batch = [quote(s, top, now) for s in names]
+                start = time.perf_counter()
+                engine.push_quotes(batch)
+                engine.tracker.wait_idle()
+                times.append(time.perf_counter() - start)
+                floors.append(floor.run(batch)[0])
+                engine.settle()
+        finally:
+            engine.stop()
+    stats = {"p50_ms": median(times) * 1000, "floor_ms": median(floors) * 1000}
+    print(
+        f"    {threads} worker(s), fan-out n={n}: p50 {stats['p50_ms']:.1f} ms "
+        f"(floor {stats['floor_ms']:.1f} ms, {stats['p50_ms'] / stats['floor_ms']:.2f}x)",
+        flush=True,
+    )
+    return stats
+
+
+class Worker(DispatchedActor):
+    """A few microseconds of pure Python a message; ``done`` notes when and sets its event."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        super().__init__(dispatcher)
+        self.handled = 0
+        self.done = threading.Event()
+        self.done_at = 0.0  # when the handler took "done" (not when a waiter woke)
+
+    def on_receive(self, message: Any) -> None:
+        for _ in range(4):
+            sum(range(WORK))
+        self.handled += 1
+        if message == "done":
+            self.done_at = time.perf_counter()
+            self.done.set()
+
+
+def measure_throughput(throughput: int, rounds: int) -> dict[str, float]:
+    """Median ms to handle the hot actors' backlog, and the wait of one message after it."""
+    drains, waits = [], []
+    dispatcher = Dispatcher(threads=2, throughput=throughput, spares=0)
+    try:
+        for _ in range(rounds):
+            hot = [Worker.start(dispatcher) for _ in range(HOT)]
+            late = Worker.start(dispatcher)
+            start = time.perf_counter()
+            for ref in hot:
+                for _ in range(BACKLOG - 1):
+                    ref.tell("work")
+                ref.tell("done")
+            told = time.perf_counter()
+            late.tell("done")
+            actors = [ref._actor_weakref() for ref in hot]  # type: ignore[attr-defined]
+            actor = late._actor_weakref()  # type: ignore[attr-defined]
+            for a in [actor, *actors]:
+                a.done.wait(60)
+            waits.append(actor.done_at - told)
+            drains.append(max(a.done_at for a in actors) - start)
+            for ref in [*hot, late]:
+                ref.stop()
+    finally:
+        pykka.ActorRegistry.stop_all(timeout=10)
+        dispatcher.stop()
+    stats = {"drain_ms": median(drains) * 1000, "wait_ms": median(waits) * 1000}
+    per_message = stats["drain_ms"] * 1000 / (HOT * BACKLOG)
+    print(
+        f"    throughput {throughput:3}: {HOT} x {BACKLOG:,} messages handled in "
+        f"{stats['drain_ms']:.1f} ms ({per_message:.2f} us a message); one message told "
+        f"after them waited {stats['wait_ms']:.2f} ms",
+        flush=True,
+    )
+    return stats
+
+
+def run(n: int, reps: int, rounds: int) -> dict[str, Any]:
+    workers = {t: measure_workers(n, reps, t) for t in THREADS}
+    throughput = {t: measure_throughput(t, rounds) for t in THROUGHPUTS}
+    return {"n": n, "workers": workers, "throughput": throughput}
+
+
+def figures(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    n, out = stats["n"], []
+    for threads, s in stats["workers"].items():
+        out.append(
+            figure(
+                f"dispatch_fanout_ms_threads_{threads}_{n}",
+                s["p50_ms"],
+                "ms",
+                baseline=s["floor_ms"],
+                ratio=s["p50_ms"] / s["floor_ms"],
+                note="fan-out of a 100%-moved batch with this many workers; baseline: the "
+                "floor in the same process",
+            )
+        )
+    default = stats["throughput"][32]
+    for throughput, s in stats["throughput"].items():
+        out.append(
+            figure(
+                f"dispatch_drain_ms_throughput_{throughput}",
+                s["drain_ms"],
+                "ms",
+                baseline=default["drain_ms"],
+                ratio=s["drain_ms"] / default["drain_ms"],
+                note=f"{HOT} actors x {BACKLOG:,} messages on 2 workers; baseline: throughput 32",
+            )
+        )
+        out.append(
+            figure(
+                f"dispatch_wait_ms_throughput_{throughput}",
+                s["wait_ms"],
+                "ms",
+                baseline=default["wait_ms"],
+                ratio=s["wait_ms"] / default["wait_ms"],
+                note="one message told after the backlog; baseline: throughput 32",
+            )
+        )
+    return out
