@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ny
 from posactors.adapters.sim import SimExchange, SimFaults
-from posactors.model import Side
+from posactors.model import OrderRequest, OrderSide, OrderType, Side
 from posactors.policy import parse_config
 from posactors.runtime.clock import VirtualClock
 from posactors.runtime.engine import Engine
@@ -321,5 +321,34 @@ def test_the_dispatcher_settings_reach_the_dispatcher(tmp_path):
     try:
         d = engine.ctx.dispatcher
         assert (d.threads, d.throughput, d.budget_s, d.spares) == (3, 5, 0.5, 0)
+    finally:
+        engine.stop()
+
+
+def test_a_refusal_for_quantity_lists_the_account_within_the_rate_limit(tmp_path):
+    """A 40310000 is answered by listing the account: that listing is charged to the rate
+    limit and counted like any other (it was made outside both)."""
+    sim = account(tmp_path / "sim", 1)
+    engine = make_engine(tmp_path / "state", sim, config(stop_loss={"pct": 5}))
+    engine.start()
+    try:
+        run(engine, sim, 2)
+        # the trader's own sell holds every share; the engine has not listed it yet
+        held = OrderRequest("S000", OrderSide.SELL, D(100), OrderType.LIMIT, "day",
+                            "trader-1", limit_price=D(150))  # fmt: skip
+        sim.submit_order(held)
+        before = engine.metrics.snapshot().get("account_listings", 0)
+        bucket = engine.ctx.broker._actor_weakref()._bucket
+        sends = []
+        sim.on_attempt = sends.append
+        charged = []
+        charge = bucket.charge
+        bucket.charge = lambda n: (charged.append(n), charge(n))
+        run(engine, sim, 1, at={1: {"S000": "90"}})  # through the stop: an exit, refused
+        counters = engine.metrics.snapshot()
+        assert [a["outcome"] for a in sends] == ["refused"]
+        assert counters.get("refused_40310000", 0) == 1
+        assert counters.get("account_listings", 0) == before + 1
+        assert charged == [2]  # positions and open orders, beyond the send's own token
     finally:
         engine.stop()

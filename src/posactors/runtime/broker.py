@@ -582,18 +582,24 @@ class BrokerActor(TrackedActor):
         self._refuse_here(intent, why, self.boundary.quantity(intent))
         return False
 
+    def _take_listing(self) -> None:
+        """List positions and open orders into the boundary, counted, every request charged
+        to the rate limit (positions, then each page of orders: the job's own token pays
+        for its order, not for this); raises what the broker raised when there is no answer."""
+        view = AccountView.listed(self.broker.list_positions(), self.broker.open_orders())
+        self._bucket.charge(2 + len(view.orders) // OPEN_ORDERS_PAGE)
+        self.ctx.metrics.inc("account_listings")
+        self.boundary.listed(view, complete=True)
+
     def _list_account(self, job: _Job) -> bool:
-        """List positions and open orders now; on no answer, retry ``job`` later."""
+        """List the account now; on no answer, retry ``job`` later."""
         try:
-            view = AccountView.listed(self.broker.list_positions(), self.broker.open_orders())
+            self._take_listing()
         except (BrokerError, OSError, TimeoutError) as exc:
             self.ctx.log.event("account_listing_failed", error=repr(exc))
             self._unknown_listing(job, exc)
             return False
         self._ok()
-        self._bucket.charge(1 + len(view.orders) // OPEN_ORDERS_PAGE)
-        self.ctx.metrics.inc("account_listings")
-        self.boundary.listed(view, complete=True)
         return True
 
     def _unknown_listing(self, job: _Job, exc: BaseException) -> None:
@@ -618,11 +624,10 @@ class BrokerActor(TrackedActor):
         self.boundary.stale = True
         quantity = foreign = None
         try:
-            view = AccountView.listed(self.broker.list_positions(), self.broker.open_orders())
+            self._take_listing()
         except Exception as exc:  # the refusal still goes through; a reconcile adopts later
             self.ctx.log.event("position_lookup_failed", symbol=intent.symbol, error=repr(exc))
         else:
-            self.boundary.listed(view, complete=True)
             quantity = self.boundary.quantity(intent)
             foreign = self.boundary.foreign_held(intent)
         self._route(self._rejected(intent, why), quantity, foreign)
