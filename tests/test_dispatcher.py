@@ -7,9 +7,9 @@ assertion depends on how fast this machine is.
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pykka
 import pytest
@@ -177,46 +177,49 @@ def test_a_stuck_handler_does_not_hold_up_the_others(dispatcher):
         gate.set()
 
 
-def test_when_every_worker_is_stuck_the_watchdog_adds_a_spare_and_names_the_stuck():
+@contextmanager
+def one_worker_stuck(
+    spares: int,
+) -> Iterator[tuple[pykka.ActorRef, list, threading.Event, threading.Event]]:
+    """One worker, its handler blocked on a gate (opened on the way out at the latest), a
+    watchdog with a 0.05 s budget and ``spares`` spares: yields another actor, the stalls
+    named, an event set at the first stall, and the gate."""
     stalls: list = []
-    d = Dispatcher(threads=1, throughput=4, budget_s=0.05, spares=1)
-    d.on_stall = lambda names, seconds: stalls.append((names, seconds))
+    stalled = threading.Event()
+
+    def on_stall(names: list[str], seconds: float) -> None:
+        stalls.append((names, seconds))
+        stalled.set()
+
+    d = Dispatcher(threads=1, throughput=4, budget_s=0.05, spares=spares, on_stall=on_stall)
     gate, log = threading.Event(), []
     try:
         stuck = Recorder.start(d, "stuck", log, gate)
         other = Recorder.start(d, "other", log)
         stuck.tell("block")
         assert stuck._actor_weakref().blocked.wait(WAIT_S)
-        assert other.ask("ping", timeout=WAIT_S) == "pong from other"  # on the spare
-        assert stalls and stalls[0][0] == ["stuck"] and stalls[0][1] > 0.05
+        yield other, stalls, stalled, gate
     finally:
         gate.set()
         pykka.ActorRegistry.stop_all(timeout=WAIT_S)
         d.stop()
+
+
+def test_when_every_worker_is_stuck_the_watchdog_adds_a_spare_and_names_the_stuck():
+    with one_worker_stuck(spares=1) as (other, stalls, _, _):
+        assert other.ask("ping", timeout=WAIT_S) == "pong from other"  # on the spare
+        assert stalls and stalls[0][0] == ["stuck"] and stalls[0][1] > 0.05
 
 
 def test_with_no_spares_a_stall_is_still_named_and_no_thread_is_added():
-    stalls: list = []
-    d = Dispatcher(threads=1, throughput=4, budget_s=0.05, spares=0)
-    d.on_stall = lambda names, seconds: stalls.append((names, seconds))
-    gate, log = threading.Event(), []
-    try:
-        stuck = Recorder.start(d, "stuck", log, gate)
-        other = Recorder.start(d, "other", log)
-        stuck.tell("block")
-        assert stuck._actor_weakref().blocked.wait(WAIT_S)
+    with one_worker_stuck(spares=0) as (other, stalls, stalled, gate):
         waiting = other.ask("ping", block=False)
-        deadline = time.monotonic() + WAIT_S
-        while not stalls and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert stalls and stalls[0][0] == ["stuck"]
-        assert len(d.busy) == 1  # no spare: the other waits for the stuck handler
+        assert stalled.wait(WAIT_S) and stalls[0][0] == ["stuck"]
+        # with a spare (its budget is 0.05 s) the other would be answered well within this
+        with pytest.raises(pykka.Timeout):
+            waiting.get(timeout=0.5)
         gate.set()
-        assert waiting.get(timeout=WAIT_S) == "pong from other"
-    finally:
-        gate.set()
-        pykka.ActorRegistry.stop_all(timeout=WAIT_S)
-        d.stop()
+        assert waiting.get(timeout=WAIT_S) == "pong from other"  # once the handler returns
 
 
 def test_a_base_exception_stops_every_actor_without_deadlocking_the_workers():
