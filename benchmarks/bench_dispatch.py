@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import bench_fanout
 import pykka
-from bench_fanout import CENT, WARM, Floor, quote
-from common import bench_config, figure, median, session_now, sim_account, symbols
+from common import bench_config, figure, median, session_now, sim_account
 
 from posactors.runtime.clock import VirtualClock
 from posactors.runtime.dispatcher import DispatchedActor, Dispatcher
@@ -39,7 +39,8 @@ WORK = 60  # sum(range(WORK)) four times: a few microseconds of pure Python a me
 
 
 def measure_workers(n: int, reps: int, threads: int) -> dict[str, float]:
-    """p50 ms of the fan-out of a 100%-moved batch with ``threads`` workers, and the floor."""
+    """p50 ms of the fan-out of a 100%-moved batch with ``threads`` workers, and the floor
+    (figure 2's measure, its "leave 100%" case only)."""
     config = bench_config(engine={"dispatcher_threads": threads})
     sim = sim_account(n, session_now())
     with tempfile.TemporaryDirectory(prefix="posactors-bench-") as state_dir:
@@ -48,29 +49,16 @@ def measure_workers(n: int, reps: int, threads: int) -> dict[str, float]:
         )
         engine.start()
         try:
-            names, now = symbols(n), engine.clock.now()
-            engine.push_quotes([quote(s, WARM, now) for s in names])
-            engine.settle()
-            floor = Floor(config, n, now)
-            top, times, floors = WARM, [], []
-            for _ in range(reps):
-                top += CENT
-                batch = [quote(s, top, now) for s in names]
-                start = time.perf_counter()
-                engine.push_quotes(batch)
-                engine.tracker.wait_idle()
-                times.append(time.perf_counter() - start)
-                floors.append(floor.run(batch)[0])
-                engine.settle()
+            stats = bench_fanout.measure(engine, config, n, reps, cases=("leave",), pcts=(100,))
         finally:
             engine.stop()
-    stats = {"p50_ms": median(times) * 1000, "floor_ms": median(floors) * 1000}
+    leave = stats["leave_100"]
     print(
-        f"    {threads} worker(s), fan-out n={n}: p50 {stats['p50_ms']:.1f} ms "
-        f"(floor {stats['floor_ms']:.1f} ms, {stats['p50_ms'] / stats['floor_ms']:.2f}x)",
+        f"    {threads} worker(s), fan-out n={n}: p50 {leave['p50_ms']:.1f} ms "
+        f"(floor {leave['floor_ms']:.1f} ms, {leave['p50_ms'] / leave['floor_ms']:.2f}x)",
         flush=True,
     )
-    return stats
+    return leave
 
 
 class Worker(DispatchedActor):

@@ -89,7 +89,13 @@ class Floor:
 
 
 def measure(
-    engine: Engine, config: Config, n: int, reps: int, seed: int = 7
+    engine: Engine,
+    config: Config,
+    n: int,
+    reps: int,
+    seed: int = 7,
+    cases: tuple[str, ...] = CASES,
+    pcts: tuple[int, ...] = PCTS,
 ) -> dict[str, dict[str, Any]]:
     """p50 fan-out time per (case, pct), with the floor on the same batches."""
     names = symbols(n)
@@ -102,8 +108,8 @@ def measure(
     rng = random.Random(seed)
     top = WARM
     out: dict[str, dict[str, Any]] = {}
-    for case in CASES:
-        for pct in PCTS:
+    for case in cases:
+        for pct in pcts:
             k = max(1, n * pct // 100)
             times, floors, counts, floor_counts = [], [], [], []
             for _ in range(reps):
