@@ -85,7 +85,7 @@ PLANS: dict[str, dict[str, Any]] = {
         "store": {"group_m": 2000, "single_m": 150, "reps": 3},
         "memory_fresh": (5000,),
         "starvation_pairs": 2,
-        "dispatch": {"n": 5000, "reps": 5, "rounds": 3},
+        "dispatch": {"n": 5000, "reps": 5, "rounds": 7},
         "floor_samples": profile_floor.PLANS["quick"]["samples"],
     },
     "full": {
@@ -99,7 +99,7 @@ PLANS: dict[str, dict[str, Any]] = {
         "store": {"group_m": 10000, "single_m": 500, "reps": 5},
         "memory_fresh": (5000, 50000),
         "starvation_pairs": 5,
-        "dispatch": {"n": 5000, "reps": 11, "rounds": 7},
+        "dispatch": {"n": 5000, "reps": 11, "rounds": 21},
         "floor_samples": profile_floor.PLANS["full"]["samples"],
     },
 }
