@@ -77,18 +77,19 @@ class QuoteSlot:
     def take(self) -> tuple[Quote | None, float, int]:
         """The latest quote (None if none came), when it arrived, its cycle; read now."""
         with self._lock:
-            self._waiting = self._fresh = False
-            return self._quote, self._received, self._cycle
+            return self._read()
 
     def begin(self, take: bool = False) -> tuple[Quote | None, float, int] | None:
         """The actor starts handling a message: its band may go out of date. With
         ``take``, also :meth:`take` (one lock round trip for both)."""
         with self._lock:
             self._busy = True
-            if take:
-                self._waiting = self._fresh = False
-                return self._quote, self._received, self._cycle
-            return None
+            return self._read() if take else None
+
+    def _read(self) -> tuple[Quote | None, float, int]:
+        """:meth:`take`'s work, under the lock."""
+        self._waiting = self._fresh = False
+        return self._quote, self._received, self._cycle
 
     def finish(self, band: Band | None) -> bool:
         """Publish the new band; True if the latest quote must be evaluated now."""
