@@ -235,6 +235,31 @@ def test_shares_added_elsewhere_while_a_tier_works_get_the_stop(tmp_path):
     assert stop.qty == 100  # 150 held, 50 of them in the tier
 
 
+def test_shares_added_to_a_parked_position_are_covered_by_its_stop(tmp_path):
+    """The trader bought 20 more shares while the position's actor was failing; it was
+    parked a minute later with its broker stop for the 100 it knew. Nobody adopted the
+    20: they had no stop until the engine restarted (the CI soak's Z00737, 21 minutes;
+    Z01249 in a rerun). A parked position's listing is still read at each reconcile: a
+    rise the broker lists twice is adopted and its stop replaced by one for all."""
+    sim = account(tmp_path, 1)
+    engine = make_engine(tmp_path, sim, config_of({"stop_loss": BROKER_STOP}), Poisoned)
+    engine.start()
+    try:
+        park_s000(engine, sim)
+        [(kept, _)] = sim.open_orders()
+        sim.open_position("S000", Side.LONG, Decimal(20), Decimal(100), sim.now)  # elsewhere
+        run(engine, sim, 150, WIGGLE)
+        parked = engine.status()["parked"]
+    finally:
+        Poisoned.poisoned = False
+        engine.stop()
+    [(stop, _)] = sim.open_orders()
+    assert is_own_stop(stop.client_order_id) and stop.qty == 120
+    assert stop.stop_price == kept.stop_price and stop.client_order_id != kept.client_order_id
+    assert [p.split("-")[0] for p in parked] == ["S000"]  # still parked: only its stop grew
+    assert sim.duplicate_exits() == 0
+
+
 def test_shares_added_to_a_parked_position_get_a_stop_once_its_own_stop_filled(tmp_path):
     """A parked position keeps its broker stop, for the 100 shares it knew. The trader
     bought 50 more; then the price fell and the stop sold its 100. The parking saw its

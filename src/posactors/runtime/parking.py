@@ -15,11 +15,12 @@ that ends later (a raise still queued replaced it, then was refused) is placed a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import pykka
 
 from posactors.codec import state_to_dict
-from posactors.model import OrderUpdate
+from posactors.model import OrderUpdate, Side
 from posactors.rules.protective import parking_stop, wants_protective
 from posactors.runtime.context import RuntimeContext
 from posactors.runtime.messages import (
@@ -33,7 +34,12 @@ from posactors.runtime.messages import (
     SendExit,
 )
 from posactors.runtime.position import history_record, journal_entry
-from posactors.state import PositionState, apply_order_update, observe_account
+from posactors.state import (
+    PositionState,
+    adopt_quantity,
+    apply_order_update,
+    observe_account,
+)
 
 MAX_ATTEMPTS = 5
 
@@ -54,6 +60,7 @@ class Parking:
         self.waiting: dict[str, _Waiting] = {}  # client order id: its position's wait
         self.placed: dict[str, PositionState] = {}  # a stop placed here: the state with it
         self.attempts: dict[str, int] = {}  # position id: stops placed here
+        self.seen: dict[str, tuple[Decimal, Decimal]] = {}  # position id: a rise listed once
 
     def park(self, state: PositionState) -> None:
         """Look up what the state has in flight, or place the stop now if nothing."""
@@ -121,6 +128,43 @@ class Parking:
             # the stop left live is gone after all (a raise replaced it, then was refused)
             wait.kept = None
             self._settle(wait)
+
+    def observe(self, pid: str, side: Side, qty: Decimal, foreign_held: Decimal | None) -> None:
+        """A reconcile's listing of a parked position: its side and quantity there. Shares
+        bought elsewhere are nobody's doing of ours, so a rise the broker lists on two
+        reconciles in a row is adopted once the position's orders are all known: its
+        stop is replaced by one for all it may sell (the old one is cancelled first). A
+        fall is left to the stop's own updates (the trader had to cancel it to sell)."""
+        found = self._settled(pid)
+        if found is None or side is not found[1].side or qty <= found[1].qty:
+            self.seen.pop(pid, None)
+            return
+        coid, state = found
+        held = state.foreign_held if foreign_held is None else foreign_held
+        if self.seen.get(pid) != (qty, held):
+            self.seen[pid] = (qty, held)
+            return
+        del self.seen[pid]
+        self.placed.pop(coid, None)
+        for key in [k for k, w in self.waiting.items() if w.state.position_id == pid]:
+            del self.waiting[key]
+        self.ctx.log.event("quantity_adopted", position=pid, before=state.qty, after=qty)
+        self.attempts.pop(pid, None)  # a new reason for a stop: its own attempts
+        self._protect(adopt_quantity(observe_account(state, qty, held), qty))
+
+    def _settled(self, pid: str) -> tuple[str, PositionState] | None:
+        """The parked position's live stop (placed here, or found live and kept) and the
+        state with it; None while any of its orders is still being resolved."""
+        for coid, state in self.placed.items():
+            if state.position_id == pid:
+                return coid, state
+        waits = {id(w): w for w in self.waiting.values() if w.state.position_id == pid}
+        if len(waits) != 1:
+            return None
+        [wait] = waits.values()
+        if wait.kinds or wait.kept is None:
+            return None
+        return wait.kept, wait.state
 
     def _closed(self, state: PositionState) -> None:
         """Its stop sold what it knew of: the parked position is closed, as its actor would

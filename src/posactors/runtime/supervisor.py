@@ -360,6 +360,8 @@ class Supervisor(TrackedActor):
             same_side = state is None or state.side is position.side
             qty = position.qty if same_side else Decimal(0)  # the other side: ours is gone
             self.ctx.tell(self.actors[pid], AdoptQuantity(qty, foreign if same_side else None))
+        elif pid in self.parked:  # nobody evaluates it, but shares bought get its stop
+            self.parking.observe(pid, position.side, position.qty, foreign)
 
     def _fresh_id(self, state: PositionState) -> PositionState:
         """A position listed again after posactors closed it (shares it did not know of
