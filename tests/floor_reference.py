@@ -137,6 +137,7 @@ def decide(
     price: Decimal | None,
     now: datetime,
     calendar: ExchangeCalendar,
+    quiet: bool = False,
 ) -> evaluate.Evaluation:
     """``decide`` as it was: no early return when nothing holds."""
     if not state.is_open:
@@ -160,7 +161,7 @@ def decide(
                 actions.append(evaluate.AskApproval(approval))
             continue  # the lower rules may still act while a person decides
         return evaluate._act(state, policy, reason, qty, price, now, calendar, actions)
-    return evaluate.Evaluation(state, tuple(actions))
+    return evaluate.Evaluation(state, tuple(actions), quiet=quiet and not hits)
 
 
 def quiet(self: QuoteSlot, quote: Quote | None) -> bool:

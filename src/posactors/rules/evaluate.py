@@ -90,9 +90,14 @@ Action = Submit | Cancel | AskApproval | Alert
 
 @dataclass(frozen=True, slots=True)
 class Evaluation:
+    """What the core decided: the new state, the actions to take, a bad quote's problem.
+    ``quiet``: a quote that only moved the price (and the levels that follow the best
+    price); no rule holds, so nothing else in the state changed."""
+
     state: PositionState
     actions: tuple[Action, ...] = ()
     rejected: str | None = None
+    quiet: bool = False
 
 
 def observe_price(state: PositionState, policy: ExitPolicy, price: Decimal) -> PositionState:
@@ -128,7 +133,7 @@ def on_quote(
         return Evaluation(record_bad_quote(state), rejected=problem)
     assert price is not None
     state = _observe(state, policy, price, quote.time)
-    return decide(state, policy, price, now, calendar)
+    return decide(state, policy, price, now, calendar, quiet=True)
 
 
 def on_clock(
@@ -218,8 +223,10 @@ def decide(
     price: Decimal | None,
     now: datetime,
     calendar: ExchangeCalendar,
+    quiet: bool = False,
 ) -> Evaluation:
-    """Choose at most one exit to send now, by precedence, given what holds."""
+    """Choose at most one exit to send now, by precedence, given what holds. ``quiet``:
+    the result says so when nothing holds (:attr:`Evaluation.quiet`, for a quote)."""
     if not state.is_open:
         return Evaluation(state)
     hits = triggered(state, policy, price, now, calendar)
@@ -229,7 +236,7 @@ def decide(
     if state.deferred is not None:
         hits.append((state.deferred, state.deferred_qty))
     if not hits:  # most quotes: nothing holds, nothing to choose
-        return Evaluation(state)
+        return Evaluation(state, quiet=quiet)
     hits.sort(key=lambda hit: hit[0].priority)  # stable: tiers keep their order
     for reason, qty in hits:
         tp = policy.take_profit

@@ -141,6 +141,7 @@ class PositionActor(DispatchedTrackedActor):
         self._timer: Timer | None = None
         self._timer_due: datetime | None = None
         self._deadline_for: tuple | None = None  # the inputs of the deadline worked out last
+        self._checked: PositionState | None = None  # the state _persist last looked at
         self._looked: datetime | None = None  # the last Wake's time: deadlines up to it are done
         self._bars_kept = tier_bars_needed(policy)
         self._stale_after = float(ctx.config.market_data.stale_after_s)
@@ -223,7 +224,8 @@ class PositionActor(DispatchedTrackedActor):
             )
             if evaluation.rejected is not None:
                 self.ctx.metrics.inc(f"bad_quotes_{evaluation.rejected}")
-            self._apply(evaluation, now, received)
+            if not (evaluation.quiet and self._quiet(evaluation.state, now)):
+                self._apply(evaluation, now, received)
         elif isinstance(message, Wake):
             self._timer, self._timer_due, self._looked = None, None, now
             self._use_quiet_price()
@@ -245,6 +247,27 @@ class PositionActor(DispatchedTrackedActor):
         elif message == "state":
             return self.state
         return None
+
+    def _quiet(self, state: PositionState, now: datetime) -> bool:
+        """Take a quiet quote's ``state`` without :meth:`_apply` when that would do nothing:
+        no stop at the broker to keep, the state before it the one :meth:`_persist` last
+        looked at (the new one differs from it only in what a quote observes), its stop
+        not moved, no best price due to be saved, and a deadline that still holds (one that
+        waits for an exit or approval is worked out again on every quote)."""
+        old = self.state
+        if (
+            old is not self._checked
+            or self._protects
+            or state.effective_stop is not old.effective_stop
+            or state.deferred is not None
+            or state.approval is not None
+            or self._deadline_for is None
+            or (self._timer_due is not None and now >= self._timer_due)
+            or (state.hwm != self._saved_hwm and (self._hwm_due is None or now >= self._hwm_due))
+        ):
+            return False
+        self.state = self._checked = state
+        return True
 
     def _use_quiet_price(self) -> None:
         """Take the price of a quote left unread in the band: it changes only the last price."""
@@ -348,6 +371,7 @@ class PositionActor(DispatchedTrackedActor):
             for ref, message in then:
                 self.ctx.tell(ref, message)
         self._arm_timer(now)
+        self._checked = self.state
 
     def _protective(
         self, action: PlaceStop | ReplaceStop, now: datetime, ops: list, then: list
