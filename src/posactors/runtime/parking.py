@@ -174,6 +174,7 @@ class Parking:
         now = self.ctx.clock.now()
         pid = state.position_id
         self.attempts.pop(pid, None)
+        self.seen.pop(pid, None)
         self.ctx.log.event("parked_position_closed", position=pid, pnl=state.realized_pnl)
         self.ctx.emit(ExitEvent("closed", pid, state.symbol, {"pnl": state.realized_pnl}))
         ops = (
