@@ -145,12 +145,13 @@ class Parking:
             self.seen[pid] = (qty, held)
             return
         del self.seen[pid]
-        self.placed.pop(coid, None)
-        for key in [k for k, w in self.waiting.items() if w.state.position_id == pid]:
-            del self.waiting[key]
         self.ctx.log.event("quantity_adopted", position=pid, before=state.qty, after=qty)
         self.attempts.pop(pid, None)  # a new reason for a stop: its own attempts
-        self._protect(adopt_quantity(observe_account(state, qty, held), qty))
+        if not self._protect(adopt_quantity(observe_account(state, qty, held), qty)):
+            return  # no stop asked for: the live one stays followed
+        self.placed.pop(coid, None)  # the old stop, cancelled: the new one is followed
+        for key in [k for k, w in self.waiting.items() if w.state.position_id == pid]:
+            del self.waiting[key]
 
     def _settled(self, pid: str) -> tuple[str, PositionState] | None:
         """The parked position's live stop (placed here, or found live and kept) and the
