@@ -16,6 +16,7 @@ from posactors.model import RateLimited, Side, UnknownOutcome, is_own_stop
 from posactors.runtime.clock import VirtualClock
 from posactors.runtime.engine import Engine
 from posactors.runtime.position import PositionActor
+from posactors.store import StateStore
 from test_runtime import account, make_engine, run
 
 BROKER_STOP = {"pct": 8, "on_broker": True, "time_in_force": "gtc"}
@@ -204,6 +205,31 @@ def test_a_parked_position_sold_in_part_elsewhere_gets_a_stop_for_what_is_left(t
         engine.stop()
     [(stop, _)] = sim.open_orders()
     assert is_own_stop(stop.client_order_id) and stop.qty == 80
+
+
+def test_a_parked_position_sold_in_full_elsewhere_is_closed(tmp_path):
+    """The trader cancelled a parked position's stop and sold all its shares. The parking
+    placed the stop again, the broker refused it (nothing held), and the refusal said the
+    broker holds none: the parked position stayed parked and open for good, in the status
+    and in inspect, with nothing left to protect. It is closed now, as sold elsewhere."""
+    sim = account(tmp_path, 1)
+    engine = make_engine(tmp_path, sim, config_of({"stop_loss": BROKER_STOP}), Poisoned)
+    engine.start()
+    try:
+        park_s000(engine, sim)
+        [(stop, _)] = sim.open_orders()
+        sim.cancel_order(stop.client_order_id)  # the trader, in the broker's app
+        sim.sell_elsewhere("S000", Decimal(100), "tr-1")
+        run(engine, sim, 30, WIGGLE)
+        parked = engine.status()["parked"]
+    finally:
+        Poisoned.poisoned = False
+        engine.stop()
+    assert parked == {} and sim.open_orders() == [] and sim.list_positions() == []
+    with StateStore(tmp_path, readonly=True) as store:
+        [closed] = store.history()
+        assert closed["symbol"] == "S000" and closed["exit_reasons"] == ["closed_elsewhere"]
+        assert store.snapshots() == {}
 
 
 def test_shares_added_elsewhere_while_a_tier_works_get_the_stop(tmp_path):

@@ -95,7 +95,8 @@ class Parking:
     def on_update(self, update: OrderUpdate, position_qty=None, foreign_held=None) -> None:
         """An update of a parked position's order: journal it; once all are known, protect.
         A stop refused for quantity comes with the account as listed then (what the
-        broker holds, what others' orders hold): the next stop is for that."""
+        broker holds, what others' orders hold): the next stop is for that, and a
+        position the broker no longer holds at all is closed (sold elsewhere)."""
         self.ctx.tell(self.ctx.store, JournalStatus(update))
         coid = update.client_order_id
         if coid in self.placed and update.status.is_terminal:
@@ -103,6 +104,8 @@ class Parking:
             if position_qty is not None:
                 held = state.foreign_held if foreign_held is None else foreign_held
                 state = observe_account(state, position_qty, held)
+                if position_qty == 0 and state.protective is None:  # sold elsewhere in full
+                    state = adopt_quantity(state, position_qty)
             if not state.is_open:
                 self._closed(state)
             elif state.protective is None:  # refused, or ended unfilled
