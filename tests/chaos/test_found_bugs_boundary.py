@@ -12,7 +12,15 @@ from chaos.test_found_bugs import Pushing, config_of
 from conftest import ny
 from posactors.adapters.sim import SimExchange, SimFaults
 from posactors.calendar import xnys
-from posactors.model import RateLimited, Side, UnknownOutcome, is_own_stop
+from posactors.model import (
+    OrderRequest,
+    OrderSide,
+    OrderType,
+    RateLimited,
+    Side,
+    UnknownOutcome,
+    is_own_stop,
+)
 from posactors.runtime.clock import VirtualClock
 from posactors.runtime.engine import Engine
 from posactors.runtime.position import PositionActor
@@ -205,6 +213,38 @@ def test_a_parked_position_sold_in_part_elsewhere_gets_a_stop_for_what_is_left(t
         engine.stop()
     [(stop, _)] = sim.open_orders()
     assert is_own_stop(stop.client_order_id) and stop.qty == 80
+
+
+def test_shares_a_trader_frees_on_a_parked_position_get_its_stop(tmp_path):
+    """The trader cancelled a parked position's stop to place a limit order of their own
+    for 60 of its 100 shares: the parking's next stop was refused, then placed for the 40
+    left (right). Then the trader cancelled their order: the 60 had no stop, for nobody
+    read the parked position's listing again. A parked position whose listing frees
+    shares beyond its stop, on two reconciles in a row, gets a stop for all it may sell."""
+    sim = account(tmp_path, 1)
+    engine = make_engine(tmp_path, sim, config_of({"stop_loss": BROKER_STOP}), Poisoned)
+    engine.start()
+    try:
+        park_s000(engine, sim)
+        [(stop, _)] = sim.open_orders()
+        sim.cancel_order(stop.client_order_id)  # the trader, in the broker's app
+        limit = OrderRequest(
+            "S000", OrderSide.SELL, Decimal(60), OrderType.LIMIT, "gtc", "tr-1",
+            limit_price=Decimal(130),
+        )  # fmt: skip
+        sim.submit_order(limit)
+        run(engine, sim, 30, WIGGLE)
+        [(partial, _)] = [o for o in sim.open_orders() if is_own_stop(o[0].client_order_id)]
+        sim.cancel_order("tr-1")
+        run(engine, sim, 150, WIGGLE)
+        parked = engine.status()["parked"]
+    finally:
+        Poisoned.poisoned = False
+        engine.stop()
+    assert partial.qty == 40
+    [(stop, _)] = sim.open_orders()
+    assert is_own_stop(stop.client_order_id) and stop.qty == 100
+    assert [p.split("-")[0] for p in parked] == ["S000"]
 
 
 def test_a_parked_position_sold_in_full_elsewhere_is_closed(tmp_path):

@@ -133,24 +133,34 @@ class Parking:
             self._settle(wait)
 
     def observe(self, pid: str, side: Side, qty: Decimal, foreign_held: Decimal | None) -> None:
-        """A reconcile's listing of a parked position: its side and quantity there. Shares
-        bought elsewhere are nobody's doing of ours, so a rise the broker lists on two
-        reconciles in a row is adopted once the position's orders are all known: its
-        stop is replaced by one for all it may sell (the old one is cancelled first). A
-        fall is left to the stop's own updates (the trader had to cancel it to sell)."""
+        """A reconcile's listing of a parked position: its side and quantity there, and
+        the shares others' orders hold. Shares bought elsewhere, or freed by an order of
+        someone else's that ended, are nobody's doing of ours: when the listing leaves
+        more to sell than the stop covers, on two reconciles in a row, once the
+        position's orders are all known, its stop is replaced by one for all it may sell
+        (the old one cancelled first; a rise in quantity is adopted). A fall is left to
+        the stop's own updates (the trader had to cancel it to sell)."""
         found = self._settled(pid)
-        if found is None or side is not found[1].side or qty <= found[1].qty:
+        if found is None or side is not found[1].side:
             self.seen.pop(pid, None)
             return
         coid, state = found
         held = state.foreign_held if foreign_held is None else foreign_held
+        listed = observe_account(state, qty, held)
+        if qty > state.qty:
+            listed = adopt_quantity(listed, qty)
+        covered = state.protective.remaining if state.protective is not None else Decimal(0)
+        if listed.sellable <= covered:
+            self.seen.pop(pid, None)
+            return
         if self.seen.get(pid) != (qty, held):
             self.seen[pid] = (qty, held)
             return
         del self.seen[pid]
-        self.ctx.log.event("quantity_adopted", position=pid, before=state.qty, after=qty)
+        if listed.qty != state.qty:
+            self.ctx.log.event("quantity_adopted", position=pid, before=state.qty, after=qty)
         self.attempts.pop(pid, None)  # a new reason for a stop: its own attempts
-        if not self._protect(adopt_quantity(observe_account(state, qty, held), qty)):
+        if not self._protect(listed):
             return  # no stop asked for: the live one stays followed
         self.placed.pop(coid, None)  # the old stop, cancelled: the new one is followed
         for key in [k for k, w in self.waiting.items() if w.state.position_id == pid]:
