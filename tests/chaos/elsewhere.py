@@ -91,8 +91,10 @@ class Trader:
 
     def act(self, sim: SimExchange) -> None:
         """One action, on a random position (now and then one out of scope). Never on a
-        parked position: nobody manages it any more (SPEC section 2: it keeps the stop
-        it had), so a change made to it is for the person alerted to make whole."""
+        parked position: nobody evaluates it any more, it only keeps a stop for what its
+        listing leaves to sell; that is held by the parked cases of
+        test_found_bugs_boundary.py (shares bought, freed, sold in part or in full). A
+        position may still be parked just after an action (the CI soak's Z00737)."""
         positions = [p for p in sim.list_positions() if p.symbol not in self.parked]
         if not positions:
             return
