@@ -259,11 +259,8 @@ class PositionActor(DispatchedTrackedActor):
             old is not self._checked
             or self._protects
             or state.effective_stop is not old.effective_stop
-            or state.deferred is not None
-            or state.approval is not None
-            or self._deadline_for is None
-            or (self._timer_due is not None and now >= self._timer_due)
-            or (state.hwm != self._saved_hwm and (self._hwm_due is None or now >= self._hwm_due))
+            or self._hwm_save_due(state, now)
+            or not self._deadline_holds(now)  # (a quiet quote changes none of its inputs)
         ):
             return False
         self.state = self._checked = state
@@ -358,10 +355,7 @@ class PositionActor(DispatchedTrackedActor):
 
     def _persist(self, ops: list, then: list, now: datetime, force: bool = False) -> None:
         material = _material(self.state)
-        hwm_due = self.state.hwm != self._saved_hwm and (
-            self._hwm_due is None or now >= self._hwm_due
-        )
-        if force or ops or hwm_due or material != self._saved:
+        if force or ops or self._hwm_save_due(self.state, now) or material != self._saved:
             ops.append(("snapshots", self.state.position_id, state_to_dict(self.state)))
             self._saved, self._saved_hwm = material, self.state.hwm
             self._hwm_due = now + self._hwm_every
@@ -372,6 +366,10 @@ class PositionActor(DispatchedTrackedActor):
                 self.ctx.tell(ref, message)
         self._arm_timer(now)
         self._checked = self.state
+
+    def _hwm_save_due(self, state: PositionState, now: datetime) -> bool:
+        """``state``'s best price is not saved yet and its interval has passed."""
+        return state.hwm != self._saved_hwm and (self._hwm_due is None or now >= self._hwm_due)
 
     def _protective(
         self, action: PlaceStop | ReplaceStop, now: datetime, ops: list, then: list
@@ -599,12 +597,15 @@ class PositionActor(DispatchedTrackedActor):
         none of them) and the clock has not reached it. A deadline that depends on the clock
         changes only when the clock reaches it, except the open or close a waiting exit
         waits for: worked out again every time while something waits."""
-        last = self._deadline_for
-        if last is None or self.state.deferred is not None or self.state.approval is not None:
+        return self._deadline_holds(now) and self._deadline_for == self._deadline_inputs()
+
+    def _deadline_holds(self, now: datetime) -> bool:
+        """:meth:`_deadline_unchanged` but for its inputs: a deadline was worked out, nothing
+        waits, and the clock has not reached it."""
+        s = self.state
+        if self._deadline_for is None or s.deferred is not None or s.approval is not None:
             return False
-        if self._timer_due is not None and now >= self._timer_due:
-            return False
-        return last == self._deadline_inputs()  # mostly the same objects: C's identity check
+        return self._timer_due is None or now < self._timer_due
 
     def _arm_timer(self, now: datetime) -> None:
         if self._deadline_unchanged(now):
