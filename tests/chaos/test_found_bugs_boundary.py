@@ -6,6 +6,8 @@ trader of :mod:`chaos.elsewhere` acted beside the engine; each failed before its
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 from chaos.test_found_bugs import Pushing, config_of
@@ -185,12 +187,23 @@ class Poisoned(PositionActor):
 WIGGLE = {i: {"S000": "100.5" if i % 2 else "100"} for i in range(1, 30)}
 
 
-def park_s000(engine: Engine, sim: SimExchange) -> None:
-    """S000's actor fails on every message from now on, until it is parked."""
-    run(engine, sim, 3)
-    Poisoned.poisoned = True
-    run(engine, sim, 20, WIGGLE)
-    assert [p.split("-")[0] for p in engine.status()["parked"]] == ["S000"]
+@contextmanager
+def parked_s000(tmp_path) -> Iterator[tuple[Engine, SimExchange]]:
+    """An engine on S000 (100 shares, a broker stop) whose actor fails on every message
+    from the third second on, until it is parked: (engine, sim) once it is; the engine
+    stopped after."""
+    sim = account(tmp_path, 1)
+    engine = make_engine(tmp_path, sim, config_of({"stop_loss": BROKER_STOP}), Poisoned)
+    engine.start()
+    try:
+        run(engine, sim, 3)
+        Poisoned.poisoned = True
+        run(engine, sim, 20, WIGGLE)
+        assert [p.split("-")[0] for p in engine.status()["parked"]] == ["S000"]
+        yield engine, sim
+    finally:
+        Poisoned.poisoned = False
+        engine.stop()
 
 
 def test_a_parked_position_sold_in_part_elsewhere_gets_a_stop_for_what_is_left(tmp_path):
@@ -199,18 +212,11 @@ def test_a_parked_position_sold_in_part_elsewhere_gets_a_stop_for_what_is_left(t
     boundary refused it (only 80 held), and it placed the same 100 again until it gave
     up: the 80 shares had no stop at all (the soak's Z00918, all afternoon). The refusal
     says what the broker holds; the next stop is for that."""
-    sim = account(tmp_path, 1)
-    engine = make_engine(tmp_path, sim, config_of({"stop_loss": BROKER_STOP}), Poisoned)
-    engine.start()
-    try:
-        park_s000(engine, sim)
+    with parked_s000(tmp_path) as (engine, sim):
         [(stop, _)] = sim.open_orders()
         sim.cancel_order(stop.client_order_id)  # the trader, in the broker's app
         sim.sell_elsewhere("S000", Decimal(20), "tr-1")
         run(engine, sim, 30, WIGGLE)
-    finally:
-        Poisoned.poisoned = False
-        engine.stop()
     [(stop, _)] = sim.open_orders()
     assert is_own_stop(stop.client_order_id) and stop.qty == 80
 
@@ -221,11 +227,7 @@ def test_shares_a_trader_frees_on_a_parked_position_get_its_stop(tmp_path):
     left (right). Then the trader cancelled their order: the 60 had no stop, for nobody
     read the parked position's listing again. A parked position whose listing frees
     shares beyond its stop, on two reconciles in a row, gets a stop for all it may sell."""
-    sim = account(tmp_path, 1)
-    engine = make_engine(tmp_path, sim, config_of({"stop_loss": BROKER_STOP}), Poisoned)
-    engine.start()
-    try:
-        park_s000(engine, sim)
+    with parked_s000(tmp_path) as (engine, sim):
         [(stop, _)] = sim.open_orders()
         sim.cancel_order(stop.client_order_id)  # the trader, in the broker's app
         limit = OrderRequest(
@@ -238,9 +240,6 @@ def test_shares_a_trader_frees_on_a_parked_position_get_its_stop(tmp_path):
         sim.cancel_order("tr-1")
         run(engine, sim, 150, WIGGLE)
         parked = engine.status()["parked"]
-    finally:
-        Poisoned.poisoned = False
-        engine.stop()
     assert partial.qty == 40
     [(stop, _)] = sim.open_orders()
     assert is_own_stop(stop.client_order_id) and stop.qty == 100
@@ -252,19 +251,12 @@ def test_a_parked_position_sold_in_full_elsewhere_is_closed(tmp_path):
     placed the stop again, the broker refused it (nothing held), and the refusal said the
     broker holds none: the parked position stayed parked and open for good, in the status
     and in inspect, with nothing left to protect. It is closed now, as sold elsewhere."""
-    sim = account(tmp_path, 1)
-    engine = make_engine(tmp_path, sim, config_of({"stop_loss": BROKER_STOP}), Poisoned)
-    engine.start()
-    try:
-        park_s000(engine, sim)
+    with parked_s000(tmp_path) as (engine, sim):
         [(stop, _)] = sim.open_orders()
         sim.cancel_order(stop.client_order_id)  # the trader, in the broker's app
         sim.sell_elsewhere("S000", Decimal(100), "tr-1")
         run(engine, sim, 30, WIGGLE)
         parked = engine.status()["parked"]
-    finally:
-        Poisoned.poisoned = False
-        engine.stop()
     assert parked == {} and sim.open_orders() == [] and sim.list_positions() == []
     with StateStore(tmp_path, readonly=True) as store:
         [closed] = store.history()
@@ -307,18 +299,11 @@ def test_shares_added_to_a_parked_position_are_covered_by_its_stop(tmp_path):
     20: they had no stop until the engine restarted (the CI soak's Z00737, 21 minutes;
     Z01249 in a rerun). A parked position's listing is still read at each reconcile: a
     rise the broker lists twice is adopted and its stop replaced by one for all."""
-    sim = account(tmp_path, 1)
-    engine = make_engine(tmp_path, sim, config_of({"stop_loss": BROKER_STOP}), Poisoned)
-    engine.start()
-    try:
-        park_s000(engine, sim)
+    with parked_s000(tmp_path) as (engine, sim):
         [(kept, _)] = sim.open_orders()
         sim.open_position("S000", Side.LONG, Decimal(20), Decimal(100), sim.now)  # elsewhere
         run(engine, sim, 150, WIGGLE)
         parked = engine.status()["parked"]
-    finally:
-        Poisoned.poisoned = False
-        engine.stop()
     [(stop, _)] = sim.open_orders()
     assert is_own_stop(stop.client_order_id) and stop.qty == 120
     assert stop.stop_price == kept.stop_price and stop.client_order_id != kept.client_order_id
@@ -333,19 +318,12 @@ def test_shares_added_to_a_parked_position_get_a_stop_once_its_own_stop_filled(t
     still held were nobody's, and they had no stop for the rest of the week (the week
     soak's Z00987). A parked position whose stop closes it is closed (history written,
     snapshot gone), so the shares left are a new position with a stop of its own."""
-    sim = account(tmp_path, 1)
-    engine = make_engine(tmp_path, sim, config_of({"stop_loss": BROKER_STOP}), Poisoned)
-    engine.start()
-    try:
-        park_s000(engine, sim)
+    with parked_s000(tmp_path) as (engine, sim):
         sim.open_position("S000", Side.LONG, Decimal(50), Decimal(100), sim.now)  # elsewhere
         run(engine, sim, 5)
         Poisoned.poisoned = False  # a new position's actor is a healthy one
         run(engine, sim, 300, {1: {"S000": "91"}, 2: {"S000": "100"}})  # the stop sells its 100
         parked = engine.status()["parked"]
-    finally:
-        Poisoned.poisoned = False
-        engine.stop()
     [position] = sim.list_positions()
     [(stop, _)] = sim.open_orders()
     assert position.qty == 50 and is_own_stop(stop.client_order_id) and stop.qty == 50
