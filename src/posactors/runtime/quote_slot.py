@@ -63,7 +63,8 @@ class QuoteSlot:
 
     def put(self, quote: Quote, received: float, cycle: int = 0) -> bool:
         """Store ``quote``; True when the actor must be told (it is not already due to read)."""
-        with self._lock:
+        self._lock.acquire()  # (not ``with``: half the cost, on every quote of every actor)
+        try:
             self._quote, self._cycle, self._fresh = quote, cycle, True
             if self._waiting:
                 return False
@@ -73,6 +74,8 @@ class QuoteSlot:
             self._waiting = True
             self._received = received  # the oldest unread arrival, for latency
             return True
+        finally:
+            self._lock.release()
 
     def take(self) -> tuple[Quote | None, float, int]:
         """The latest quote (None if none came), when it arrived, its cycle; read now."""
@@ -82,9 +85,15 @@ class QuoteSlot:
     def begin(self, take: bool = False) -> tuple[Quote | None, float, int] | None:
         """The actor starts handling a message: its band may go out of date. With
         ``take``, also :meth:`take` (one lock round trip for both)."""
-        with self._lock:
+        self._lock.acquire()
+        try:
             self._busy = True
-            return self._read() if take else None
+            if not take:
+                return None
+            self._waiting = self._fresh = False  # (_read, inlined)
+            return self._quote, self._received, self._cycle
+        finally:
+            self._lock.release()
 
     def _read(self) -> tuple[Quote | None, float, int]:
         """:meth:`take`'s work, under the lock."""
@@ -93,12 +102,15 @@ class QuoteSlot:
 
     def finish(self, band: Band | None) -> bool:
         """Publish the new band; True if the latest quote must be evaluated now."""
-        with self._lock:
+        self._lock.acquire()
+        try:
             self._busy, self._band = False, band
             if self._fresh and not self._waiting and not self._quiet(self._quote):
                 self._waiting = True
                 return True
             return False
+        finally:
+            self._lock.release()
 
     def quiet_price(self) -> Decimal | None:
         """The trigger price of an unread quote inside the band (it changes only the last price)."""
