@@ -7,14 +7,13 @@ assertion depends on how fast this machine is.
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pykka
 import pytest
 
-from posactors.runtime.dispatcher import DispatchedActor, Dispatcher
+from posactors.runtime.dispatcher import DispatchedActor, Dispatcher, _Mailbox
 
 WAIT_S = 20
 
@@ -237,7 +236,7 @@ def test_a_base_exception_stops_every_actor_without_deadlocking_the_workers():
         d.stop()
 
 
-class Racing(deque):
+class Racing(_Mailbox):
     """An inbox whose first look once armed sees a tell arrive at that very moment (as
     another thread's could), and answers with the length from before it."""
 
@@ -257,11 +256,14 @@ class Raced(DispatchedActor):
     def __init__(self, dispatcher: Dispatcher) -> None:
         super().__init__(dispatcher)
         self.second = threading.Event()
-        self.actor_inbox.items = Racing()  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _create_actor_inbox() -> Racing:
+        return Racing()
 
     def on_receive(self, message):
         if message == "first":  # the next look at the inbox is the worker letting it go
-            self.actor_inbox.items.tell_now = self.actor_ref  # type: ignore[attr-defined]
+            self.actor_inbox.tell_now = self.actor_ref  # type: ignore[attr-defined]
         elif message == "second":
             self.second.set()
 
