@@ -193,7 +193,7 @@ class PositionActor(DispatchedTrackedActor):
                 if gone is not None:
                     self._withdrawn(gone)
             b = self.state.breaker
-            if b.trips > before.breaker.trips:  # said once, for the notifications
+            if b is not before.breaker and b.trips > before.breaker.trips:  # said once
                 self.ctx.log.event(
                     "position_breaker_tripped",
                     position=self.state.position_id,
