@@ -72,6 +72,7 @@ class AlpacaServer:
         self._gates: dict[str, tuple[int, float]] = {}
         self._flight = threading.Condition(self.lock)
         self.requests: list[tuple[str, str]] = []
+        self.queries: list[tuple[str, str]] = []  # (path, query string as sent) of each GET
         self.bodies: list[tuple[str, str, bytes]] = []  # requests that had a body
         self.bars_page_max = 10_000
         self.latency_s = 0.0

@@ -220,6 +220,8 @@ class Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         with app.lock:
             app.requests.append((method, path))
+            if method == "GET":
+                app.queries.append((path, parts.query))
             if raw:
                 app.bodies.append((method, path, raw))
         if method == "GET" and path == "/stream":
