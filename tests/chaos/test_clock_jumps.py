@@ -5,7 +5,7 @@ monotonic clock, so a stepped wall clock moves nothing, and "now" never goes bac
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from posactors.runtime import broker_clock
 from posactors.runtime.broker_clock import BrokerClock
@@ -88,5 +88,27 @@ def test_the_broker_clock_keeps_its_anchor_when_a_poll_fails(monkeypatch):
         assert clock.market_open() is True  # read 10 s ago: still fresh
         ticks.value += broker_clock.FRESH_S
         assert clock.market_open() is None  # too old to say
+    finally:
+        clock.close()
+
+
+@dataclass
+class ReadingWithChange:
+    timestamp: datetime
+    is_open: bool
+    next_close: datetime
+
+
+def test_the_broker_clock_gives_utc_whatever_offset_the_broker_writes():
+    """Alpaca writes its clock with New York's offset; quotes and fills come in UTC. A
+    comparison across two zones costs about 0.5 us, several a quote: "now" is UTC."""
+    new_york = timezone(timedelta(hours=-4))
+    at = datetime(2024, 3, 11, 10, 30, tzinfo=new_york)
+    close = datetime(2024, 3, 11, 16, 0, tzinfo=new_york)
+    clock = BrokerClock(lambda: ReadingWithChange(at, True, close), poll_s=3600)
+    try:
+        now = clock.now()
+        assert now.tzinfo is UTC and now >= T  # the same instant: 14:30 UTC
+        assert clock._anchor[3] == close and clock._anchor[3].tzinfo is UTC
     finally:
         clock.close()
