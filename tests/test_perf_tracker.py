@@ -6,7 +6,8 @@ import threading
 
 import pykka
 
-from posactors.runtime.tracker import TrackedActor, Tracker
+from posactors.runtime.dispatcher import Dispatcher
+from posactors.runtime.tracker import DispatchedTrackedActor, TrackedActor, Tracker
 
 
 class Gate(TrackedActor):
@@ -70,6 +71,29 @@ def test_a_dead_actor_and_a_stopped_inbox_count_as_done():
     assert tracker.wait_idle(timeout=10)
     assert tracker.tell(ref, "late") is False
     assert tracker.in_flight == 0
+
+
+class Quiet(DispatchedTrackedActor):
+    def handle(self, message):
+        return None
+
+
+def test_a_wake_up_posted_to_a_stopped_actor_counts_as_done():
+    """The fan-out posts without asking whether the actor stopped when it is a dispatched
+    one (its worker counts it done); any other actor is asked first."""
+    tracker, dispatcher = Tracker(), Dispatcher(threads=1)
+    wake = tracker.envelope("wake")
+    dispatched = Quiet.start(tracker, dispatcher)
+    threaded = Gate.start(tracker, threading.Event())
+    try:
+        dispatched.stop()
+        threaded.stop()
+        assert tracker.post(dispatched, wake) is True  # not asked: counted by its worker
+        assert tracker.wait_idle(timeout=5)
+        assert tracker.post(threaded, wake) is False  # asked: counted done at once
+        assert tracker.in_flight == 0
+    finally:
+        dispatcher.stop()
 
 
 def test_a_quickly_started_actor_is_an_ordinary_daemon_thread():

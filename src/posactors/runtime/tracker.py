@@ -42,7 +42,7 @@ from typing import Any
 import pykka
 from pykka._envelope import Envelope
 
-from posactors.runtime.dispatcher import DispatchedActor, Dispatcher
+from posactors.runtime.dispatcher import DispatchedActor, Dispatcher, _Mailbox
 
 
 class _Tracked:
@@ -78,12 +78,18 @@ class Tracker:
 
     def post(self, ref: pykka.ActorRef, envelope: Envelope) -> bool:
         """:meth:`tell` of an :meth:`envelope` made once (the fan-out's wake-ups: nothing
-        is built per send); False (and counted done at once) if the actor is gone."""
+        is built per send); False (and counted done at once) if the actor is gone.
+
+        A dispatched actor's mailbox is not asked: what reaches it after the stop is
+        counted done by its worker (the stop's teardown runs again for it). The question
+        cost about 0.2 us a woken actor, 2% of a fan-out at 5,000 (one more object to
+        reach in memory)."""
         self._tokens.append(None)
-        if ref.actor_stopped.is_set():
+        inbox = ref.actor_inbox
+        if inbox.__class__ is not _Mailbox and ref.actor_stopped.is_set():
             self.done()
             return False
-        ref.actor_inbox.put(envelope)
+        inbox.put(envelope)
         return True
 
     def done(self, n: int = 1) -> None:
