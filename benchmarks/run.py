@@ -89,9 +89,11 @@ PLANS: dict[str, dict[str, Any]] = {
         "floor_samples": profile_floor.PLANS["quick"]["samples"],
     },
     "full": {
-        "cycle_reps": {100: 9, 500: 7, 5000: 5},
+        # a cycle at 500 or a fan-out at 5,000 takes well under 0.1 s: 15 of them for a
+        # median that the machine's changes of pace move less
+        "cycle_reps": {100: 9, 500: 15, 5000: 5},
         "seed_reps": {100: 5, 500: 3, 5000: 1},  # 5,000: ~2 minutes for one cycle
-        "fanout_reps": {500: 15, 5000: 7, 50000: 3},
+        "fanout_reps": {500: 15, 5000: 15, 50000: 5},
         "naive_reps": {500: 7, 5000: 7},
         "latency_s": 10,
         "recovery_runs": {500: 3, 5000: 3, 50000: 1},
