@@ -303,10 +303,10 @@ class DispatchedActor(pykka.Actor):
         while items and handled < throughput and not stopped._set:  # type: ignore[attr-defined]
             handled += 1
             envelope = items.popleft()
-            try:  # (_handle_envelope's first lines, inlined for the usual case)
+            try:
                 response = self._handle_receive(envelope.message)
-            except BaseException:
-                self._handle_envelope(envelope, sys.exc_info()[1])
+            except BaseException as error:
+                self._failed(envelope, error)
                 continue
             if envelope.reply_to is not None:
                 envelope.reply_to.set(response)
@@ -317,29 +317,23 @@ class DispatchedActor(pykka.Actor):
         if items:  # more waiting, or put after the look above: queued again (after a
             self._wake()  # stop, only to answer and count it)
 
-    def _handle_envelope(self, envelope: Any, raised: BaseException | None = None) -> None:
-        """Handle ``envelope``, or (given ``raised``, what its handler raised) its failure:
-        an ask gets the exception; a tell's failure is the actor's (pykka's ``on_failure``)."""
-        try:
-            if raised is not None:
-                raise raised
-            response = self._handle_receive(envelope.message)
-            if envelope.reply_to is not None:
-                envelope.reply_to.set(response)
-        except Exception:
-            if envelope.reply_to is not None:
-                logger.info("Exception returned from %s to caller:", self, exc_info=True)
-                envelope.reply_to.set_exception()
-                return
-            info = sys.exc_info()
-            self._handle_failure(*info)
-            try:
-                self.on_failure(*info)
-            except Exception:
-                self._handle_failure(*sys.exc_info())
-        except BaseException:
+    def _failed(self, envelope: Any, error: BaseException) -> None:
+        """What ``envelope``'s handler raised (called while it is being handled): an ask
+        gets the exception; a tell's failure is the actor's (pykka's ``on_failure``)."""
+        if not isinstance(error, Exception):
             # pykka stops every actor; its stop_all blocks until each has stopped, and
             # some wait for this worker: let another thread do it
-            logger.debug("%r in %s: stopping all actors", sys.exc_info()[1], self)
+            logger.debug("%r in %s: stopping all actors", error, self)
             self._stop()
             threading.Thread(target=ActorRegistry.stop_all, daemon=True).start()
+            return
+        if envelope.reply_to is not None:
+            logger.info("Exception returned from %s to caller:", self, exc_info=True)
+            envelope.reply_to.set_exception()
+            return
+        info = sys.exc_info()
+        self._handle_failure(*info)
+        try:
+            self.on_failure(*info)
+        except Exception:
+            self._handle_failure(*sys.exc_info())
