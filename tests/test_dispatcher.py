@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import pykka
 import pytest
 
-from posactors.runtime.dispatcher import DispatchedActor, Dispatcher, _Mailbox
+from posactors.runtime.dispatcher import DispatchedActor, Dispatcher, Mailbox
 
 WAIT_S = 20
 
@@ -236,7 +236,7 @@ def test_a_base_exception_stops_every_actor_without_deadlocking_the_workers():
         d.stop()
 
 
-class Racing(_Mailbox):
+class Racing(Mailbox):
     """An inbox whose first look once armed sees a tell arrive at that very moment (as
     another thread's could), and answers with the length from before it."""
 

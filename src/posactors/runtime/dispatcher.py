@@ -68,9 +68,11 @@ class _Flag:
         return True
 
 
-class _Mailbox(deque):
+class Mailbox(deque):
     """An actor's inbox: a deque (itself, one object less to touch per message than
-    holding one); a put that finds the actor idle queues it to run."""
+    holding one); a put that finds the actor idle queues it to run. A put after the
+    actor stopped queues it too, and its worker answers and counts what came (the
+    stop's teardown again): a sender need not ask first (``Tracker.post`` does not)."""
 
     __slots__ = ("actor",)
 
@@ -270,15 +272,15 @@ class DispatchedActor(pykka.Actor):
         self._actor_ref = _Ref(self)
 
     @staticmethod
-    def _create_actor_inbox() -> _Mailbox:
-        return _Mailbox()
+    def _create_actor_inbox() -> Mailbox:
+        return Mailbox()
 
     @staticmethod
     def _create_future() -> pykka.Future[Any]:
         return pykka.ThreadingFuture()
 
     def _start_actor_loop(self) -> None:
-        mailbox: _Mailbox = self.actor_inbox  # type: ignore[assignment]
+        mailbox: Mailbox = self.actor_inbox  # type: ignore[assignment]
         mailbox.actor = self
         self._wake()  # on_start runs first, on a worker
 
@@ -296,7 +298,7 @@ class DispatchedActor(pykka.Actor):
         if not self._set_up:
             self._set_up = True
             self._actor_loop_setup()
-        items: _Mailbox = self.actor_inbox  # type: ignore[assignment]
+        items: Mailbox = self.actor_inbox  # type: ignore[assignment]
         stopped = self.actor_stopped
         handled = 0
         # only this worker takes from the inbox: one that is not empty has a message

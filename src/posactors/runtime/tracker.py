@@ -42,7 +42,7 @@ from typing import Any
 import pykka
 from pykka._envelope import Envelope
 
-from posactors.runtime.dispatcher import DispatchedActor, Dispatcher, _Mailbox
+from posactors.runtime.dispatcher import DispatchedActor, Dispatcher, Mailbox
 
 
 class _Tracked:
@@ -86,7 +86,7 @@ class Tracker:
         reach in memory)."""
         self._tokens.append(None)
         inbox = ref.actor_inbox
-        if inbox.__class__ is not _Mailbox and ref.actor_stopped.is_set():
+        if inbox.__class__ is not Mailbox and ref.actor_stopped.is_set():
             self.done()
             return False
         inbox.put(envelope)
