@@ -88,10 +88,7 @@ class QuoteSlot:
         self._lock.acquire()
         try:
             self._busy = True
-            if not take:
-                return None
-            self._waiting = self._fresh = False  # (_read, inlined)
-            return self._quote, self._received, self._cycle
+            return self._read() if take else None
         finally:
             self._lock.release()
 
