@@ -3,7 +3,7 @@
     python benchmarks/profile_floor.py [--quick] [--json FILE] [--top N]
 
 The engine's own code runs, in this thread, on objects that are never started:
-``QuoteFanOut._deliver`` for a batch of one quote (the per-subscriber check: unchanged?
+``QuoteDelivery.deliver`` for a batch of one quote (the per-subscriber check: unchanged?
 stale? :meth:`QuoteSlot.put`, i.e. inside the quiet band?), then, when the slot says
 the actor must be woken, ``PositionActor.handle(QuoteReady())`` (``expire``,
 ``rules.on_quote``, ``protect``, the snapshot decision and encoding, the journal
@@ -35,7 +35,7 @@ import cProfile
 import json
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -57,8 +57,8 @@ from posactors.runtime.context import RuntimeContext
 from posactors.runtime.dispatcher import Dispatcher
 from posactors.runtime.messages import QuoteReady
 from posactors.runtime.position import PositionActor, _material, journal_entry
+from posactors.runtime.quote_delivery import QuoteDelivery
 from posactors.runtime.quote_slot import QuoteSlot
-from posactors.runtime.quotes import QuoteFanOut
 from posactors.state import PositionState, open_position
 
 sys.path.insert(0, str(TESTS))
@@ -115,7 +115,7 @@ class QuotePath:
         policy = config.policy_for(before.symbol)
         self.slot = QuoteSlot(policy.trigger)
         self.actor = PositionActor(ctx, before, policy, self.slot, restored=True)
-        self.fanout = QuoteFanOut(ctx, None)
+        self.fanout = QuoteDelivery(ctx)  # its deliver(), called here: never started
         self.fanout.subscribers[before.symbol] = [(self.actor.actor_ref, self.slot)]
         self.before, self.now, self.band = before, now, quiet_band(before, policy)
         self.slots = [self.slot]
@@ -126,6 +126,7 @@ class QuotePath:
             self.slots.append(slot)
         self.size = others + 1
         self.received = time.monotonic()
+        self.fresh_after = now - timedelta(seconds=float(config.market_data.stale_after_s))
         self.actor.state = before
         self.deadline_for = self.actor._deadline_inputs()
         self.reset()
@@ -150,7 +151,7 @@ class QuotePath:
 
     def one(self, batch: tuple[Quote, ...]) -> None:
         """The batch through the fan-out's check, and the actor if the check wakes it."""
-        self.fanout._deliver(batch, self.received)
+        self.fanout.deliver(batch, self.received, 0, self.fresh_after)
         if self.sink.sent:
             self.actor.handle(QuoteReady())
 
@@ -259,14 +260,14 @@ def stages(path: QuotePath, batch: tuple[Quote, ...], n: int = 2000) -> str:
 
     def deliver() -> None:
         path.reset()
-        path.fanout._deliver(batch, path.received)
+        path.fanout.deliver(batch, path.received, 0, path.fresh_after)
 
     def whole() -> None:
         path.reset()
         path.one(batch)
 
     rows = [
-        ("fan-out check (_deliver, QuoteSlot.put)", timed(deliver) - reset),
+        ("fan-out check (deliver, QuoteSlot.put)", timed(deliver) - reset),
         ("rules.on_quote", timed(lambda: on_quote(before, policy, q, now, calendar, 10.0))),
         ("protect", timed(lambda: protect(evaluation.state, policy, now, True))),
         ("calendar: regular hours (_tradable)", timed(lambda: actor._tradable(now))),

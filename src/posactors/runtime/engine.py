@@ -32,6 +32,7 @@ from posactors.runtime.context import Metrics, RuntimeContext
 from posactors.runtime.dispatcher import Dispatcher
 from posactors.runtime.messages import Drain, ExitEvent, Flush, Reconcile
 from posactors.runtime.position import PositionActor
+from posactors.runtime.quote_delivery import QuoteDelivery
 from posactors.runtime.quotes import Poll, PushQuotes, QuoteFanOut
 from posactors.runtime.store import StoreActor
 from posactors.runtime.supervisor import CheckApprovals, Supervisor, Track
@@ -94,6 +95,7 @@ class Engine:
         self._lock: ServiceLock | None = None
         self.store: StateStore | None = None
         self.ctx: RuntimeContext | None = None
+        self._delivery: pykka.ActorRef | None = None  # the fan-out's QuoteDelivery
         # the account the service manages (id, number, paper/live, equity); None embedded
         self.account: dict | None = None
 
@@ -132,7 +134,8 @@ class Engine:
         )
         ctx.store = StoreActor.start(ctx, self.store, auto_flush=not self.virtual)
         ctx.broker = BrokerActor.start(ctx, self.broker, auto_drain=not self.virtual)
-        ctx.quotes = QuoteFanOut.start(ctx, self.market_data)
+        self._delivery = QuoteDelivery.start(ctx)
+        ctx.quotes = QuoteFanOut.start(ctx, self.market_data, self._delivery)
         ctx.supervisor = Supervisor.start(ctx, self.broker, self.store, self.actor_class)
         self.log.event("engine_started", state=str(self.state_dir), virtual=self.virtual)
         ctx.tell(ctx.supervisor, Reconcile())
@@ -159,7 +162,7 @@ class Engine:
             return
         self.ctx = None
         self.tracker.wait_idle(timeout=5)
-        for ref in (ctx.supervisor, ctx.quotes, ctx.broker):
+        for ref in (ctx.supervisor, ctx.quotes, self._delivery, ctx.broker):
             _stop(ref)
         if ctx.dispatcher is not None:  # its actors stopped with the supervisor
             ctx.dispatcher.stop()

@@ -2,13 +2,14 @@
 
 Polls batched quotes (``batch_size`` symbols a request, up to
 ``max_concurrent_requests`` of them in flight at once, see :class:`FetchPool`) every
-``poll_interval_s``, keeps the last quote sent per symbol, and tells an actor
-only when its own symbol's quote changed. Delivery is coalesced through each
-actor's :class:`~posactors.runtime.position.QuoteSlot`: an actor that is busy
-reads only the newest quote, never a backlog. Symbols whose quotes are older
-than ``stale_after_s`` are counted and listed. In real time a symbol that
-subscribes gets its quote at once (one request for all the symbols that
-subscribed since), not at the next poll, a minute away with 60 s polling.
+``poll_interval_s`` and hands what came to its
+:class:`~posactors.runtime.quote_delivery.QuoteDelivery`, which tells an actor only
+when its own symbol's quote changed, through the actor's
+:class:`~posactors.runtime.quote_slot.QuoteSlot` (an actor that is busy reads only
+the newest quote, never a backlog), and counts and lists the symbols whose quotes
+are older than ``stale_after_s``. In real time a symbol that subscribes gets its
+quote at once (one request for all the symbols that subscribed since), not at the
+next poll, a minute away with 60 s polling.
 
 1-minute bars are fetched only for positions whose policy has a volume rule: in
 real time as soon as a minute completes on the engine's clock (a timer at each
@@ -25,7 +26,7 @@ as failed, and the next poll asks for every symbol again.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -36,7 +37,8 @@ import pykka
 from posactors.model import Bar, MarketData, Quote
 from posactors.runtime.context import RuntimeContext
 from posactors.runtime.fetch_pool import FetchPool
-from posactors.runtime.messages import BarsUpdate, QuoteReady
+from posactors.runtime.messages import BarsUpdate
+from posactors.runtime.quote_delivery import CHUNK, AddSubscriber, Deliver, RemoveSubscriber
 from posactors.runtime.quote_slot import QuoteSlot
 from posactors.runtime.tracker import TrackedActor
 
@@ -83,9 +85,6 @@ class PushQuotes:
     quotes: tuple[Quote, ...]
 
 
-_READY = QuoteReady()  # carries nothing: one sealed envelope serves every wake-up
-
-
 @dataclass(slots=True)
 class _Fetched:
     """What one round of requests brought: quotes and new bars in chunk order, and the
@@ -104,15 +103,16 @@ def chunks(items: list[str], size: int) -> list[list[str]]:
 class QuoteFanOut(TrackedActor):
     """See the module docstring."""
 
-    def __init__(self, ctx: RuntimeContext, source: MarketData | None) -> None:
+    def __init__(
+        self, ctx: RuntimeContext, source: MarketData | None, delivery: pykka.ActorRef
+    ) -> None:
         super().__init__(ctx.tracker)
         self.ctx = ctx
         self.source = source
-        self.subscribers: dict[str, list[tuple[pykka.ActorRef, QuoteSlot]]] = {}
+        self.delivery = delivery  # a QuoteDelivery: the quotes go out from there
+        self.subscribers: dict[str, list[pykka.ActorRef]] = {}
         self.bars_needed: dict[str, int] = {}
-        self._last: dict[str, tuple] = {}
         self._last_bar: dict[str, datetime] = {}
-        self.stale: set[str] = set()
         self.consecutive_errors = 0
         self.cycle = 0
         self._bars_minute: datetime | None = None
@@ -124,7 +124,6 @@ class QuoteFanOut(TrackedActor):
         self._interval = float(settings.poll_interval_s)
         self._stale_after = timedelta(seconds=float(settings.stale_after_s))
         self._pool = FetchPool(settings.max_concurrent_requests, "market-data")
-        self._ready = ctx.tracker.envelope(_READY)
 
     def on_stop(self) -> None:
         self._pool.close()
@@ -153,27 +152,25 @@ class QuoteFanOut(TrackedActor):
         elif isinstance(message, PushQuotes):
             self._deliver(message.quotes, time.monotonic())
         elif isinstance(message, Subscribe):
-            self.subscribers.setdefault(message.symbol, []).append((message.ref, message.slot))
+            self.subscribers.setdefault(message.symbol, []).append(message.ref)
+            self.tell(self.delivery, AddSubscriber(message.symbol, message.ref, message.slot))
             if message.bars_needed:
                 self.bars_needed[message.symbol] = message.bars_needed
                 self._last_bar.pop(message.symbol, None)  # its latest bars, at once
                 self._bars_new.add(message.symbol)
-            self._last.pop(message.symbol, None)  # a new subscriber gets the next quote
             if not self._new:
                 self.tell(self.actor_ref, FetchNew())
             self._new.add(message.symbol)
         elif isinstance(message, Unsubscribe):
-            subs = [s for s in self.subscribers.get(message.symbol, []) if s[0] != message.ref]
-            if subs:
-                self.subscribers[message.symbol] = subs
+            self.tell(self.delivery, RemoveSubscriber(message.symbol, message.ref))
+            refs = [r for r in self.subscribers.get(message.symbol, []) if r != message.ref]
+            if refs:
+                self.subscribers[message.symbol] = refs
             else:
                 self.subscribers.pop(message.symbol, None)
                 self.bars_needed.pop(message.symbol, None)
                 self._bars_new.discard(message.symbol)
                 self._new.discard(message.symbol)
-                self._last.pop(message.symbol, None)
-        elif message == "stats":
-            return {"symbols": len(self.subscribers), "stale": sorted(self.stale)}
         return None
 
     def _schedule(self) -> None:
@@ -267,7 +264,7 @@ class QuoteFanOut(TrackedActor):
 
     def _send_bars(self, bars: dict[str, list[Bar]]) -> None:
         for symbol, new in bars.items():
-            for ref, _ in self.subscribers.get(symbol, []):
+            for ref in self.subscribers.get(symbol, []):
                 self.tell(ref, BarsUpdate(tuple(new)))
 
     def _bars(self, symbols: list[str]) -> None:
@@ -279,26 +276,13 @@ class QuoteFanOut(TrackedActor):
             self._failed(fetched.errors[0], fetched)
         self._send_bars(fetched.bars)
 
-    def _deliver(self, quotes: Any, received: float) -> None:
-        # the hot loop of a fan-out: names bound once, one post per actor to wake
+    def _deliver(self, quotes: Sequence[Quote], received: float) -> None:
+        """Hand ``quotes`` (fetched from ``received`` on, monotonic) to the delivery, in
+        chunks (see :mod:`~posactors.runtime.quote_delivery`)."""
         fresh_after = self.ctx.clock.now() - self._stale_after
-        subscribers, last, stale = self.subscribers, self._last, self.stale
-        post, ready, cycle = self.tracker.post, self._ready, self.cycle
-        for quote in quotes:
-            symbol = quote.symbol
-            key = (quote.last, quote.bid, quote.ask)
-            subs = subscribers.get(symbol)
-            if not subs or last.get(symbol) == key:
-                continue
-            last[symbol] = key
-            if quote.time < fresh_after:
-                stale.add(symbol)
-                self.ctx.metrics.inc("stale_quotes")
-            elif stale:
-                stale.discard(symbol)
-            for ref, slot in subs:
-                if slot.put(quote, received, cycle):
-                    post(ref, ready)
+        for start in range(0, len(quotes), CHUNK):
+            chunk = quotes[start : start + CHUNK]
+            self.tell(self.delivery, Deliver(chunk, received, self.cycle, fresh_after))
 
     def _bars_due(self) -> list[str]:
         """In virtual time, the symbols whose bars a poll asks for: all, once a minute."""
