@@ -72,19 +72,27 @@ class Mailbox(deque):
     """An actor's inbox: a deque (itself, one object less to touch per message than
     holding one); a put that finds the actor idle queues it to run. A put after the
     actor stopped queues it too, and its worker answers and counts what came (the
-    stop's teardown again): a sender need not ask first (``Tracker.post`` does not)."""
+    stop's teardown again): a sender need not ask first (``Tracker.post`` does not).
 
-    __slots__ = ("actor",)
+    It holds the actor's "scheduled" lock and its dispatcher itself: a put reads
+    nothing of the actor's own (its attributes are another object in memory)."""
+
+    __slots__ = ("actor", "dispatcher", "scheduled")
 
     def __init__(self) -> None:
         super().__init__()
         self.actor: DispatchedActor | None = None
+        self.dispatcher: Dispatcher | None = None
+        # held while the actor is queued to run or running: whoever takes it (without
+        # waiting) queues the actor, so it is queued once; a worker lets it go, then looks
+        # at the inbox again (a message put meanwhile found it held and queued nothing)
+        self.scheduled = threading.Lock()
 
     def put(self, envelope: Any, /) -> None:
         self.append(envelope)
         actor = self.actor
-        if actor is not None and actor._scheduled.acquire(False):  # _wake, inlined
-            actor._dispatcher.schedule(actor)
+        if actor is not None and self.scheduled.acquire(False):  # _wake, inlined
+            self.dispatcher.schedule(actor)  # type: ignore[union-attr]
 
     def get(self) -> Any:
         return self.popleft()
@@ -262,10 +270,9 @@ class DispatchedActor(pykka.Actor):
     def __init__(self, dispatcher: Dispatcher, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._dispatcher = dispatcher
-        # held while the actor is queued to run or running: whoever takes it (without
-        # waiting) queues the actor, so it is queued once; a worker lets it go, then looks
-        # at the inbox again (a message put meanwhile found it held and queued nothing)
-        self._scheduled = threading.Lock()
+        mailbox: Mailbox = self.actor_inbox  # type: ignore[assignment]
+        mailbox.dispatcher = dispatcher
+        self._scheduled = mailbox.scheduled  # see Mailbox
         self._set_up = False
         self.actor_stopped = _Flag()  # type: ignore[assignment]
         # pykka's ref reads the inbox and the flag from the actor when it is made
