@@ -116,13 +116,13 @@ class QuotePath:
         self.slot = QuoteSlot(policy.trigger)
         self.actor = PositionActor(ctx, before, policy, self.slot, restored=True)
         self.fanout = QuoteDelivery(ctx)  # its deliver(), called here: never started
-        self.fanout.subscribers[before.symbol] = [(self.actor.actor_ref, self.slot)]
+        self.fanout.subscribers[before.symbol] = [(self.actor.actor_ref, self.slot, None)]
         self.before, self.now, self.band = before, now, quiet_band(before, policy)
         self.slots = [self.slot]
         for symbol in symbols(others + 1)[1:]:
             slot = QuoteSlot(policy.trigger)
             slot.finish(self.band)
-            self.fanout.subscribers[symbol] = [(self.sink, slot)]
+            self.fanout.subscribers[symbol] = [(self.sink, slot, None)]
             self.slots.append(slot)
         self.size = others + 1
         self.received = time.monotonic()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from posactors.model import HUNDRED, ONE, Quote, Side
+from posactors.model import HUNDRED, ONE, ZERO, Quote, Side
 from posactors.policy import ExitPolicy
 from posactors.rules.quotes import trigger_price
 from posactors.state import PositionState
@@ -72,7 +72,8 @@ def quote_inside(band: Band, quote: Quote, trigger: str) -> bool:
     """``inside(band, trigger_price(quote, trigger))`` in one call: the fan-out asks it of
     every quote for every subscriber."""
     price = quote.last if trigger == "last" else trigger_price(quote, trigger)
-    if price is None or not price.is_finite() or price <= 0:  # as trigger_price refuses
+    # as trigger_price refuses; ZERO, not 0: a Decimal compared with an int costs twice
+    if price is None or not price.is_finite() or price <= ZERO:
         return False
     low, high = band
     return (low is None or price > low) and (high is None or price < high)

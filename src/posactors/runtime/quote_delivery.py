@@ -27,6 +27,7 @@ import pykka
 
 from posactors.model import Quote
 from posactors.runtime.context import RuntimeContext
+from posactors.runtime.dispatcher import Mailbox
 from posactors.runtime.messages import QuoteReady
 from posactors.runtime.quote_slot import QuoteSlot
 from posactors.runtime.tracker import DispatchedTrackedActor
@@ -71,7 +72,8 @@ class QuoteDelivery(DispatchedTrackedActor):
         assert ctx.dispatcher is not None
         super().__init__(ctx.tracker, ctx.dispatcher)
         self.ctx = ctx
-        self.subscribers: dict[str, list[tuple[pykka.ActorRef, QuoteSlot]]] = {}
+        # per symbol: (actor, its slot, its Mailbox if it is a dispatched actor)
+        self.subscribers: dict[str, list[tuple[pykka.ActorRef, QuoteSlot, Mailbox | None]]] = {}
         self.stale: set[str] = set()
         self._last: dict[str, tuple] = {}  # the last quote sent per symbol, as compared
         self._ready = ctx.tracker.envelope(_READY)
@@ -89,7 +91,10 @@ class QuoteDelivery(DispatchedTrackedActor):
         if message.__class__ is Deliver:
             self.deliver(message.quotes, message.received, message.cycle, message.fresh_after)
         elif isinstance(message, AddSubscriber):
-            self.subscribers.setdefault(message.symbol, []).append((message.ref, message.slot))
+            inbox = message.ref.actor_inbox
+            mailbox = inbox if inbox.__class__ is Mailbox else None
+            entry = (message.ref, message.slot, mailbox)
+            self.subscribers.setdefault(message.symbol, []).append(entry)
             self._last.pop(message.symbol, None)  # a new subscriber gets the next quote
         elif isinstance(message, RemoveSubscriber):
             subs = [s for s in self.subscribers.get(message.symbol, []) if s[0] != message.ref]
@@ -109,7 +114,7 @@ class QuoteDelivery(DispatchedTrackedActor):
         """Put each changed quote in its actors' slots, waking those that must see it (the
         fan-out's hot loop: names bound once, one post per actor to wake)."""
         subscribers, last, stale = self.subscribers, self._last, self.stale
-        post, ready = self.tracker.post, self._ready
+        post, sent, ready = self.tracker.post, self.tracker.sent, self._ready
         for quote in quotes:
             symbol = quote.symbol
             key = (quote.last, quote.bid, quote.ask)
@@ -122,6 +127,10 @@ class QuoteDelivery(DispatchedTrackedActor):
                 self.ctx.metrics.inc("stale_quotes")
             elif stale:
                 stale.discard(symbol)
-            for ref, slot in subs:
+            for ref, slot, mailbox in subs:
                 if slot.put(quote, received, cycle):
-                    post(ref, ready)
+                    if mailbox is not None:  # Tracker.post's way, without the ref
+                        sent(None)
+                        mailbox.put(ready)
+                    else:
+                        post(ref, ready)

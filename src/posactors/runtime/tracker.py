@@ -57,6 +57,10 @@ class Tracker:
 
     def __init__(self) -> None:
         self._tokens: deque[None] = deque()
+        # ``sent(None)`` counts one message sent, for a sender that puts it into a
+        # dispatched actor's Mailbox itself (as :meth:`post` does, with no ref to read):
+        # the quote delivery's hot loop
+        self.sent = self._tokens.append
         self._idle = threading.Event()
         self._waiters = 0  # drivers in wait_idle: only then is the emptying signalled
         self._waiters_lock = threading.Lock()
