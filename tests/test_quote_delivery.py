@@ -136,3 +136,28 @@ def test_a_stale_quote_is_counted_and_listed_until_a_fresh_one_comes(tmp_path):
         engine.settle()
         assert engine._delivery.ask("stats", timeout=10) == {"symbols": 3, "stale": []}
         assert engine.metrics.snapshot().get("stale_quotes") == 1
+
+
+class BrokenSlot(LoggedSlot):
+    def put(self, quote: Quote, received: float, cycle: int = 0) -> bool:
+        raise RuntimeError("slot broke")
+
+
+def test_a_delivery_that_fails_stops_the_engine_loudly(tmp_path):
+    config, _ = parse_config({})
+    sim = SimExchange(seed=1, start=START, state_dir=tmp_path / "sim")
+    engine = Engine(config, sim, None, state_dir=tmp_path / "state", clock=VirtualClock(START))
+    engine.start()
+    assert engine.ctx is not None
+    slot = BrokenSlot("S000", [])
+    ref = Recorder.start(engine.tracker, engine, slot)
+    try:
+        engine.ctx.tell(engine.ctx.quotes, Subscribe("S000", ref, slot))
+        engine.settle()
+        engine.push_quotes(batch(["S000"], "101"))
+        engine.settle()
+        assert engine.ctx.fatal is not None and "QuoteDelivery failed" in engine.ctx.fatal
+        assert "slot broke" in engine.ctx.fatal
+    finally:
+        ref.stop()
+        engine.stop()
