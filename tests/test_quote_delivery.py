@@ -7,6 +7,7 @@ recorders on the engine's dispatcher, subscribed through the fan-out as position
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -18,14 +19,14 @@ from zoneinfo import ZoneInfo
 import pykka
 
 from posactors.adapters.sim import SimExchange
-from posactors.model import Quote
+from posactors.model import Bar, Quote
 from posactors.policy import parse_config
 from posactors.runtime.clock import VirtualClock
 from posactors.runtime.engine import Engine
-from posactors.runtime.messages import QuoteReady
+from posactors.runtime.messages import BarsUpdate, QuoteReady
 from posactors.runtime.quote_delivery import CHUNK
 from posactors.runtime.quote_slot import QuoteSlot
-from posactors.runtime.quotes import Subscribe
+from posactors.runtime.quotes import Poll, Subscribe
 from posactors.runtime.tracker import DispatchedTrackedActor, Tracker
 
 START = datetime(2024, 3, 12, 10, 0, tzinfo=ZoneInfo("America/New_York"))
@@ -160,4 +161,84 @@ def test_a_delivery_that_fails_stops_the_engine_loudly(tmp_path):
         assert "slot broke" in engine.ctx.fatal
     finally:
         ref.stop()
+        engine.stop()
+
+
+class QuotesAndBars:
+    """Market data: every symbol's quote at 101 now, and a bar for the minute before now."""
+
+    def __init__(self) -> None:
+        self.now = lambda: START
+
+    def use_clock(self, now: Any) -> None:
+        self.now = now
+
+    def latest_quotes(self, symbols: list[str]) -> dict[str, Quote]:
+        return {s: batch([s], "101", at=self.now())[0] for s in symbols}
+
+    def minute_bars(self, symbols: list[str], limit: int) -> dict[str, list[Bar]]:
+        minute = self.now().replace(second=0, microsecond=0) - timedelta(minutes=1)
+        p = Decimal(100)
+        return {s: [Bar(s, minute, p, p, p, p, Decimal(1000))] for s in symbols}
+
+
+class Arrivals(Recorder):
+    """Notes what reaches it, in order: "quote" (a wake-up with a quote) or "bars"."""
+
+    def __init__(self, tracker: Tracker, engine: Engine, slot: LoggedSlot) -> None:
+        super().__init__(tracker, engine, slot)
+        self.order: list[str] = []
+
+    def handle(self, message: Any) -> Any:
+        if isinstance(message, QuoteReady):
+            self.order.append("quote")
+        elif isinstance(message, BarsUpdate):
+            self.order.append("bars")
+        elif message == "order":
+            return list(self.order)
+        return super().handle(message)
+
+
+class Holder(DispatchedTrackedActor):
+    """Holds the only worker until the test lets it go."""
+
+    def __init__(
+        self, tracker: Tracker, engine: Engine, holding: threading.Event, release: threading.Event
+    ) -> None:
+        assert engine.ctx is not None and engine.ctx.dispatcher is not None
+        super().__init__(tracker, engine.ctx.dispatcher)
+        self.holding, self.release = holding, release
+
+    def handle(self, message: Any) -> Any:
+        self.holding.set()
+        self.release.wait(30)
+
+
+def test_a_poll_reaches_an_actor_quote_first_then_bars_however_the_threads_run(tmp_path):
+    config, _ = parse_config({"engine": {"dispatcher_threads": 1, "dispatcher_spares": 0}})
+    sim = SimExchange(seed=1, start=START, state_dir=tmp_path / "sim")
+    data = QuotesAndBars()
+    engine = Engine(config, sim, data, state_dir=tmp_path / "state", clock=VirtualClock(START))
+    engine.start()
+    assert engine.ctx is not None
+    slot = LoggedSlot("S000", [])
+    ref = Arrivals.start(engine.tracker, engine, slot)
+    holding, release = threading.Event(), threading.Event()
+    holder = Holder.start(engine.tracker, engine, holding, release)
+    try:
+        engine.ctx.tell(engine.ctx.quotes, Subscribe("S000", ref, slot, bars_needed=1))
+        engine.settle()
+        assert ref.ask("order", timeout=10) == ["bars"]  # a new subscriber's bars, at once
+        engine.tracker.tell(holder, "hold")  # the only worker, held
+        assert holding.wait(10)
+        engine.clock.advance_to(START + timedelta(minutes=1))
+        engine.ctx.tell(engine.ctx.quotes, Poll())
+        engine.ctx.quotes.ask("after the poll", timeout=10)  # the fan-out has sent it all
+        release.set()
+        engine.settle()
+        assert ref.ask("order", timeout=10) == ["bars", "quote", "bars"]
+    finally:
+        release.set()
+        ref.stop()
+        holder.stop()
         engine.stop()

@@ -11,7 +11,9 @@ a batch delivered whole before the positions ran cost about 0.1x of the floor
 at 5,000 positions).
 
 Chunks are delivered in the order they came, so a symbol's slot never takes an
-older quote after a newer one. Its handlers never block; a position stuck in
+older quote after a newer one; new 1-minute bars come the same way, behind the
+quotes of their poll, so an actor sees a poll's quote before its bars in every
+run (as the simulator's determinism needs). Its handlers never block; a position stuck in
 its own handler holds one worker, and the next chunk waits no longer than any
 other actor (the dispatcher's guarantee).
 """
@@ -25,10 +27,10 @@ from typing import Any
 
 import pykka
 
-from posactors.model import Quote
+from posactors.model import Bar, Quote
 from posactors.runtime.context import RuntimeContext
 from posactors.runtime.dispatcher import Mailbox
-from posactors.runtime.messages import QuoteReady
+from posactors.runtime.messages import BarsUpdate, QuoteReady
 from posactors.runtime.quote_slot import QuoteSlot
 from posactors.runtime.tracker import DispatchedTrackedActor
 
@@ -47,6 +49,13 @@ class Deliver:
     received: float
     cycle: int
     fresh_after: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverBars:
+    """New 1-minute bars per symbol, for every actor following it."""
+
+    bars: dict[str, tuple[Bar, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +99,10 @@ class QuoteDelivery(DispatchedTrackedActor):
     def handle(self, message: Any) -> Any:
         if message.__class__ is Deliver:
             self.deliver(message.quotes, message.received, message.cycle, message.fresh_after)
+        elif isinstance(message, DeliverBars):
+            for symbol, bars in message.bars.items():
+                for ref, _, _ in self.subscribers.get(symbol, ()):
+                    self.tell(ref, BarsUpdate(bars))
         elif isinstance(message, AddSubscriber):
             inbox = message.ref.actor_inbox
             mailbox = inbox if inbox.__class__ is Mailbox else None

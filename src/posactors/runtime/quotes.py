@@ -37,8 +37,13 @@ import pykka
 from posactors.model import Bar, MarketData, Quote
 from posactors.runtime.context import RuntimeContext
 from posactors.runtime.fetch_pool import FetchPool
-from posactors.runtime.messages import BarsUpdate
-from posactors.runtime.quote_delivery import CHUNK, AddSubscriber, Deliver, RemoveSubscriber
+from posactors.runtime.quote_delivery import (
+    CHUNK,
+    AddSubscriber,
+    Deliver,
+    DeliverBars,
+    RemoveSubscriber,
+)
 from posactors.runtime.quote_slot import QuoteSlot
 from posactors.runtime.tracker import TrackedActor
 
@@ -263,9 +268,10 @@ class QuoteFanOut(TrackedActor):
             self.ctx.log.event("data_outage", cycle=self.cycle)
 
     def _send_bars(self, bars: dict[str, list[Bar]]) -> None:
-        for symbol, new in bars.items():
-            for ref in self.subscribers.get(symbol, []):
-                self.tell(ref, BarsUpdate(tuple(new)))
+        """Hand new bars to the delivery, behind the quotes handed to it before: an actor
+        gets a poll's quote before its bars, in every run alike."""
+        if bars:
+            self.tell(self.delivery, DeliverBars({s: tuple(new) for s, new in bars.items()}))
 
     def _bars(self, symbols: list[str]) -> None:
         """Fetch and send the bars of ``symbols`` now (a minute completed)."""
