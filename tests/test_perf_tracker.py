@@ -99,12 +99,14 @@ def test_a_wake_up_posted_to_a_stopped_actor_counts_as_done():
 def test_a_quickly_started_actor_is_an_ordinary_daemon_thread():
     tracker, gate = Tracker(), threading.Event()
     gate.set()
-    before = {t.ident for t in threading.enumerate()}
+    # the Thread objects, not their idents: a thread that ends meanwhile (a spare worker of
+    # an earlier test's dispatcher leaving) may hand its ident to one of these
+    before = set(threading.enumerate())
     refs = [Gate.start(tracker, gate) for _ in range(20)]
     try:
         for ref in refs:
             assert ref.ask("seen", timeout=5) == ["seen"]
-        mine = [t for t in threading.enumerate() if t.ident not in before]
+        mine = [t for t in threading.enumerate() if t not in before]
         assert len(mine) == 20
         assert all(t.daemon and t.name.startswith("Gate-") and t.is_alive() for t in mine)
     finally:
