@@ -26,7 +26,7 @@ from posactors.runtime.engine import Engine
 from posactors.runtime.messages import BarsUpdate, QuoteReady
 from posactors.runtime.quote_delivery import CHUNK
 from posactors.runtime.quote_slot import QuoteSlot
-from posactors.runtime.quotes import Poll, Subscribe
+from posactors.runtime.quotes import Poll, Subscribe, Unsubscribe
 from posactors.runtime.tracker import DispatchedTrackedActor, Tracker
 
 START = datetime(2024, 3, 12, 10, 0, tzinfo=ZoneInfo("America/New_York"))
@@ -242,3 +242,17 @@ def test_a_poll_reaches_an_actor_quote_first_then_bars_however_the_threads_run(t
         ref.stop()
         holder.stop()
         engine.stop()
+
+
+def test_an_unsubscribed_position_gets_no_more_quotes_and_its_symbol_is_forgotten(tmp_path):
+    with subscribed(tmp_path, 2, threads=2) as (engine, symbols, refs, log):
+        assert engine.ctx is not None and engine._delivery is not None
+        engine.ctx.tell(engine.ctx.quotes, Unsubscribe(symbols[0], refs[0]))
+        engine.ctx.tell(engine.ctx.quotes, Unsubscribe(symbols[0], refs[0]))  # twice: no-op
+        engine.settle()
+        log.clear()
+        engine.push_quotes(batch(symbols, "101"))
+        engine.settle()
+        assert [e for e in log if e[1] == symbols[0]] == []
+        assert ("ran", symbols[1]) in log
+        assert engine._delivery.ask("stats", timeout=10) == {"symbols": 1, "stale": []}

@@ -20,9 +20,10 @@ other actor (the dispatcher's guarantee).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import pykka
@@ -74,6 +75,22 @@ class RemoveSubscriber:
 _READY = QuoteReady()  # carries nothing: one sealed envelope serves every wake-up
 
 
+def unsubscribe(
+    table: dict[str, list[Any]],
+    symbol: str,
+    ref: pykka.ActorRef,
+    ref_of: Callable[[Any], pykka.ActorRef] = lambda entry: entry,
+) -> bool:
+    """Drop ``ref``'s entries under ``symbol`` in ``table``; True (and the symbol gone from
+    it) when none are left. The fan-out and the delivery keep such tables alike."""
+    left = [entry for entry in table.get(symbol, []) if ref_of(entry) != ref]
+    if left:
+        table[symbol] = left
+        return False
+    table.pop(symbol, None)
+    return True
+
+
 class QuoteDelivery(DispatchedTrackedActor):
     """See the module docstring. Told by :class:`~posactors.runtime.quotes.QuoteFanOut`."""
 
@@ -110,11 +127,7 @@ class QuoteDelivery(DispatchedTrackedActor):
             self.subscribers.setdefault(message.symbol, []).append(entry)
             self._last.pop(message.symbol, None)  # a new subscriber gets the next quote
         elif isinstance(message, RemoveSubscriber):
-            subs = [s for s in self.subscribers.get(message.symbol, []) if s[0] != message.ref]
-            if subs:
-                self.subscribers[message.symbol] = subs
-            else:
-                self.subscribers.pop(message.symbol, None)
+            if unsubscribe(self.subscribers, message.symbol, message.ref, itemgetter(0)):
                 self._last.pop(message.symbol, None)
                 self.stale.discard(message.symbol)
         elif message == "stats":

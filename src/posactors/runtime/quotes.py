@@ -43,6 +43,7 @@ from posactors.runtime.quote_delivery import (
     Deliver,
     DeliverBars,
     RemoveSubscriber,
+    unsubscribe,
 )
 from posactors.runtime.quote_slot import QuoteSlot
 from posactors.runtime.tracker import TrackedActor
@@ -168,11 +169,7 @@ class QuoteFanOut(TrackedActor):
             self._new.add(message.symbol)
         elif isinstance(message, Unsubscribe):
             self.tell(self.delivery, RemoveSubscriber(message.symbol, message.ref))
-            refs = [r for r in self.subscribers.get(message.symbol, []) if r != message.ref]
-            if refs:
-                self.subscribers[message.symbol] = refs
-            else:
-                self.subscribers.pop(message.symbol, None)
+            if unsubscribe(self.subscribers, message.symbol, message.ref):
                 self.bars_needed.pop(message.symbol, None)
                 self._bars_new.discard(message.symbol)
                 self._new.discard(message.symbol)
