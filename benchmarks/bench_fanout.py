@@ -19,6 +19,7 @@ its quote of a 100%-moved batch, each running ``on_quote``: no coalescing, no ba
 
 from __future__ import annotations
 
+import gc
 import random
 import time
 from datetime import datetime
@@ -34,6 +35,7 @@ from posactors.rules import on_quote
 from posactors.rules.bands import inside, quiet_band
 from posactors.rules.quotes import trigger_price
 from posactors.runtime.engine import Engine
+from posactors.runtime.heap import FrozenHeap
 from posactors.runtime.tracker import TrackedActor, Tracker
 from posactors.state import PositionState, open_position
 
@@ -137,12 +139,16 @@ def measure(
                 "floor_ms": median(floors) * 1000,
                 "evaluated": int(median(counts)),
                 "floor_evaluated": int(median(floor_counts)),
+                "rounds_ms": [t * 1000 for t in times],
+                "floor_rounds_ms": [f * 1000 for f in floors],
             }
             out[f"{case}_{pct}"] = stats
             print(
                 f"    fan-out n={n} {case:5} {pct:3}% moved: p50 {stats['p50_ms']:8.2f} ms "
                 f"(floor {stats['floor_ms']:7.2f} ms), {stats['evaluated']} actors evaluated "
-                f"(floor {stats['floor_evaluated']})",
+                f"(floor {stats['floor_evaluated']}); rounds {min(times) * 1000:.1f}-"
+                f"{max(times) * 1000:.1f} ms, floor {min(floors) * 1000:.1f}-"
+                f"{max(floors) * 1000:.1f}",
                 flush=True,
             )
     return out
@@ -196,6 +202,44 @@ def measure_naive(config: Config, n: int, reps: int, now: datetime) -> float:
             ref.stop(block=False)
         for ref in refs.values():
             ref.actor_stopped.wait(10)
+
+
+def measure_collector(heap: FrozenHeap, reps: int = 3) -> dict[str, float]:
+    """A full collection's ms (median of ``reps``) with the heap frozen, then thawed:
+    what the collector walks each time it runs on its own, with and without the freeze
+    the service does after its start."""
+    frozen = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        gc.collect()
+        frozen.append(time.perf_counter() - started)
+    heap.thaw()
+    thawed = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        gc.collect()
+        thawed.append(time.perf_counter() - started)
+    out = {"frozen_ms": median(frozen) * 1000, "thawed_ms": median(thawed) * 1000}
+    print(
+        f"    full collection: {out['frozen_ms']:.1f} ms with the heap frozen after the "
+        f"start, {out['thawed_ms']:.1f} ms without",
+        flush=True,
+    )
+    return out
+
+
+def collector_figures(n: int, collector: dict[str, float]) -> list[dict]:
+    return [
+        figure(
+            f"gc_full_ms_{n}",
+            collector["frozen_ms"],
+            "ms",
+            baseline=collector["thawed_ms"],
+            ratio=collector["thawed_ms"] / collector["frozen_ms"],
+            note="one full collection with the heap frozen after the start (as the service "
+            "does); baseline: the same heap thawed; ratio = thawed/frozen",
+        )
+    ]
 
 
 def figures(n: int, stats: dict[str, dict[str, Any]], naive_ms: float | None) -> list[dict]:

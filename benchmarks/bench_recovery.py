@@ -47,6 +47,7 @@ from posactors.policy import EngineSettings
 from posactors.rules import on_quote
 from posactors.runtime.clock import RealClock
 from posactors.runtime.engine import Engine
+from posactors.runtime.heap import FrozenHeap
 from posactors.runtime.store import PRUNE_BATCH
 from posactors.state import open_position
 from posactors.store import StateStore
@@ -88,6 +89,7 @@ def session(n: int, state_dir: str, latency_s: int = 0, crossing_per_s: int = 0)
     refs = engine.ctx.supervisor.ask("actors", timeout=60)
     live = sum(1 for ref in refs.values() if ref.is_alive())
     after = rss_kib()
+    freeze_s = FrozenHeap().freeze()  # as the service does after its start (heap.py)
     result: dict[str, Any] = {
         "n": n,
         "in_state": in_state,
@@ -98,10 +100,12 @@ def session(n: int, state_dir: str, latency_s: int = 0, crossing_per_s: int = 0)
         "threads": threading.active_count() - threads_before,
         "rss_before": before,
         "rss_after": after,
+        "freeze_s": freeze_s,
     }
     print(
         f"    restart n={n}: {seconds:.2f} s to {live} live actors "
-        f"({in_state} snapshots in state); RSS {before['VmRSS']:,} -> {after['VmRSS']:,} KiB",
+        f"({in_state} snapshots in state); RSS {before['VmRSS']:,} -> {after['VmRSS']:,} KiB; "
+        f"heap frozen after it in {freeze_s:.2f} s",
         flush=True,
     )
     if latency_s:

@@ -53,6 +53,7 @@ from common import (
 
 from posactors.runtime.clock import VirtualClock
 from posactors.runtime.engine import SERVICE_SWITCH_INTERVAL_S, Engine
+from posactors.runtime.heap import FrozenHeap
 
 _BEGAN = time.perf_counter()
 
@@ -93,7 +94,7 @@ PLANS: dict[str, dict[str, Any]] = {
         # median that the machine's changes of pace move less
         "cycle_reps": {100: 9, 500: 15, 5000: 5},
         "seed_reps": {100: 5, 500: 3, 5000: 1},  # 5,000: ~2 minutes for one cycle
-        "fanout_reps": {500: 15, 5000: 15, 50000: 5},
+        "fanout_reps": {500: 15, 5000: 15, 50000: 7},
         "naive_reps": {500: 7, 5000: 7},
         "latency_s": 10,
         # a restart at 5,000 varies by 15% from one process to the next: 5 of each, taking
@@ -165,6 +166,8 @@ def cycles_and_fanout(plan: dict[str, Any], only: set[str], results: Results) ->
                 started = time.perf_counter()
                 engine.start()
                 print(f"    started in {time.perf_counter() - started:.2f} s", flush=True)
+                heap = FrozenHeap()  # as the service does after its start
+                print(f"    heap frozen in {heap.freeze():.2f} s", flush=True)
                 try:
                     if cycle_here:
                         stats = bench_cycle.measure_posactors(
@@ -185,7 +188,11 @@ def cycles_and_fanout(plan: dict[str, Any], only: set[str], results: Results) ->
                     if fanout_here:
                         fan = bench_fanout.measure(engine, config, n, plan["fanout_reps"][n])
                         now = engine.clock.now()
+                        if n >= 5000:
+                            collector = bench_fanout.measure_collector(heap)
+                            results.extend(bench_fanout.collector_figures(n, collector))
                 finally:
+                    heap.thaw()
                     engine.stop()
                     if alpaca is not None:
                         alpaca.close()

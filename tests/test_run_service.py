@@ -88,7 +88,9 @@ def test_run_exits_the_position_past_its_stop_once_and_stops_cleanly(server, tmp
         history = store.history()
         assert [(h["symbol"], h["exit_reasons"]) for h in history] == [("AAPL", ["stop_loss"])]
         assert store.open_intents() == []
-    assert '"service_stopped"' in events(tmp_path)
+    log = events(tmp_path)
+    assert log.index('"heap_frozen"') < log.index('"service_running"')  # after the start
+    assert '"service_stopped"' in log
 
 
 def test_sigkill_between_submit_and_answer_then_restart_sends_one_exit(server, tmp_path):

@@ -19,6 +19,7 @@ from posactors.log import EventLog
 from posactors.policy import Config
 from posactors.runtime.broker_clock import BrokerClock, BrokerSessionCalendar
 from posactors.runtime.engine import Engine, tune_process
+from posactors.runtime.heap import FrozenHeap
 from posactors.service_start import check_live_consent, preflight
 
 EXIT_OK, EXIT_FAILURE = 0, 1
@@ -63,9 +64,11 @@ def run_service(
         signal.signal(sig, lambda *_: stop.set())
     status = EXIT_OK
     switch_interval = tune_process()  # this process is the service's: see tune_process
+    heap = FrozenHeap()  # this process's heap too: see runtime/heap.py
     try:
         engine.account = account  # the mode (PAPER / LIVE) and the account in status()
         engine.start()
+        log.event("heap_frozen", seconds=round(heap.freeze(), 3))
         surface.start()
         log.event(
             "service_running",
@@ -80,9 +83,13 @@ def run_service(
                 status = EXIT_FAILURE
                 break
             surface.update()
+            refreshed = heap.tick()
+            if refreshed is not None:
+                log.event("heap_refreshed", seconds=round(refreshed, 3))
     finally:
         surface.stop(status)
         engine.stop()
+        heap.thaw()
         broker.close()
         close = getattr(market_data, "close", None)
         if close is not None:

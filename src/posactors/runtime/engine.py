@@ -30,6 +30,7 @@ from posactors.runtime.broker import BrokerActor
 from posactors.runtime.clock import Clock, RealClock, VirtualClock
 from posactors.runtime.context import Metrics, RuntimeContext
 from posactors.runtime.dispatcher import Dispatcher
+from posactors.runtime.heap import collector_paused
 from posactors.runtime.messages import Drain, ExitEvent, Flush, Reconcile
 from posactors.runtime.position import PositionActor
 from posactors.runtime.quote_delivery import QuoteDelivery
@@ -138,12 +139,15 @@ class Engine:
         ctx.quotes = QuoteFanOut.start(ctx, self.market_data, self._delivery)
         ctx.supervisor = Supervisor.start(ctx, self.broker, self.store, self.actor_class)
         self.log.event("engine_started", state=str(self.state_dir), virtual=self.virtual)
-        ctx.tell(ctx.supervisor, Reconcile())
-        ctx.tell(ctx.supervisor, CheckApprovals())
-        if not self.virtual:
-            ctx.tell(ctx.quotes, Poll(reschedule=True))
         try:
-            self.settle()
+            # the spawn makes a dozen objects in cycles a position; the collector would
+            # walk them all again and again while they come (heap.py)
+            with collector_paused():
+                ctx.tell(ctx.supervisor, Reconcile())
+                ctx.tell(ctx.supervisor, CheckApprovals())
+                if not self.virtual:
+                    ctx.tell(ctx.quotes, Poll(reschedule=True))
+                self.settle()
             if ctx.fatal is not None:  # e.g. an unreadable state: nothing may run on it
                 raise EngineFailed(ctx.fatal)
         except EngineFailed:
