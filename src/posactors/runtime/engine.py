@@ -140,7 +140,7 @@ class Engine:
         ctx.supervisor = Supervisor.start(ctx, self.broker, self.store, self.actor_class)
         self.log.event("engine_started", state=str(self.state_dir), virtual=self.virtual)
         try:
-            # the spawn makes a dozen objects in cycles a position; the collector would
+            # the spawn makes about 15 objects in cycles a position; the collector would
             # walk them all again and again while they come (heap.py)
             with collector_paused():
                 ctx.tell(ctx.supervisor, Reconcile())

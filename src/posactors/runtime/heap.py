@@ -1,9 +1,9 @@
 """Python's cyclic garbage collector around a large engine.
 
-Each position's actor, mailbox, slot and state are a dozen objects in reference
+Each position's actor, mailbox, slot and state are about 15 objects in reference
 cycles, so a full collection walks every position: at 50,000 positions it took
-0.4-1 s, and it ran every few seconds while quotes moved, and 15 times (3.1 s of
-7.6 s) during a restart (benchmarks/README.md, figure 5 and "the collector").
+0.5-1 s, once every few seconds while every quote moved, and 15 times (3.1 s of
+7.6 s) during a restart (docs/runtime.md, "The garbage collector").
 Two remedies, both process-wide:
 
 - :func:`collector_paused` holds the collector off while the engine spawns its
