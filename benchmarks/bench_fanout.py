@@ -139,8 +139,6 @@ def measure(
                 "floor_ms": median(floors) * 1000,
                 "evaluated": int(median(counts)),
                 "floor_evaluated": int(median(floor_counts)),
-                "rounds_ms": [t * 1000 for t in times],
-                "floor_rounds_ms": [f * 1000 for f in floors],
             }
             out[f"{case}_{pct}"] = stats
             print(
