@@ -206,24 +206,25 @@ def measure_collector(heap: FrozenHeap, reps: int = 3) -> dict[str, float]:
     """A full collection's ms (median of ``reps``) with the heap frozen, then thawed:
     what the collector walks each time it runs on its own, with and without the freeze
     the service does after its start."""
-    frozen = []
-    for _ in range(reps):
-        started = time.perf_counter()
-        gc.collect()
-        frozen.append(time.perf_counter() - started)
+    frozen_ms = _collection_ms(reps)
     heap.thaw()
-    thawed = []
-    for _ in range(reps):
-        started = time.perf_counter()
-        gc.collect()
-        thawed.append(time.perf_counter() - started)
-    out = {"frozen_ms": median(frozen) * 1000, "thawed_ms": median(thawed) * 1000}
+    out = {"frozen_ms": frozen_ms, "thawed_ms": _collection_ms(reps)}
     print(
         f"    full collection: {out['frozen_ms']:.1f} ms with the heap frozen after the "
         f"start, {out['thawed_ms']:.1f} ms without",
         flush=True,
     )
     return out
+
+
+def _collection_ms(reps: int) -> float:
+    """Median ms of ``reps`` full collections, one after another."""
+    times = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        gc.collect()
+        times.append(time.perf_counter() - started)
+    return median(times) * 1000
 
 
 def collector_figures(n: int, collector: dict[str, float]) -> list[dict]:
